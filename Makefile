@@ -1,0 +1,63 @@
+# weir — build and test entry points.
+#   make test   the README's test command: installs what is missing, builds, runs every tier
+#   make demo   (the lab; arrives with the lab issue)
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+ARCH        := $(shell uname -m)
+CLANG       ?= clang
+BPF_CFLAGS  := -O2 -g -target bpf -Wall -Werror -Wno-unused-function \
+               -I/usr/include/$(ARCH)-linux-gnu -Ibpf/include
+BUILD       := build
+
+BPF_SRCS     := $(wildcard bpf/*.c)
+BPF_OBJS     := $(patsubst bpf/%.c,$(BUILD)/bpf/%.o,$(BPF_SRCS))
+FIXTURE_SRCS := $(wildcard test/fixtures/*.c)
+FIXTURE_OBJS := $(patsubst test/fixtures/%.c,$(BUILD)/fixtures/%.o,$(FIXTURE_SRCS))
+BPF_HEADERS  := $(wildcard bpf/include/*.h)
+ADDON        := native/build/Release/weir_native.node
+NATIVE_SRCS  := $(wildcard native/src/*.cc native/src/*.h) native/binding.gyp
+
+.PHONY: build deps bpf fixtures native typecheck test test-only bpffs clean
+
+build: bpf fixtures native dist
+
+## deps: apt packages and npm modules; each step is skipped when already present.
+deps:
+	@./scripts/deps.sh
+
+bpf: $(BPF_OBJS)
+fixtures: $(FIXTURE_OBJS)
+
+$(BUILD)/bpf/%.o: bpf/%.c $(BPF_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/fixtures/%.o: test/fixtures/%.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+native: $(ADDON)
+$(ADDON): $(NATIVE_SRCS)
+	npx --no-install node-gyp rebuild --directory native
+
+dist: $(shell find control loader native -name '*.ts' -not -name '*.test.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
+	npx --no-install tsc -p tsconfig.build.json
+	@touch dist
+
+typecheck:
+	npx --no-install tsc -p tsconfig.json --noEmit
+
+bpffs:
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+## test: everything a fresh Debian 12 machine needs, then every tier.
+test: deps
+	@$(MAKE) --no-print-directory bpffs build typecheck
+	@$(MAKE) --no-print-directory test-only
+
+test-only:
+	npx --no-install vitest run
+
+clean:
+	rm -rf $(BUILD) native/build dist
