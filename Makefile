@@ -37,9 +37,13 @@ $(BUILD)/fixtures/%.o: test/fixtures/%.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# node-gyp must build against the installed Node's headers: the only network
+# here is the package registries, so it cannot download them from nodejs.org.
+NODEDIR ?= $(shell node -p 'require("path").resolve(process.execPath, "../..")')
 native: $(ADDON)
 $(ADDON): $(NATIVE_SRCS)
-	npx --no-install node-gyp rebuild --directory native
+	@test -f $(NODEDIR)/include/node/node_api.h || { echo "Node headers not found under $(NODEDIR)/include/node (set NODEDIR=...)"; exit 1; }
+	npx --no-install node-gyp rebuild --directory native --nodedir=$(NODEDIR)
 
 dist: $(shell find control loader native -name '*.ts' -not -name '*.test.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
 	npx --no-install tsc -p tsconfig.build.json
