@@ -1,0 +1,11 @@
+// The loader's public surface: read clang's BPF objects the way cilium/ebpf
+// does, then create their maps and programs through native/.
+export { LoaderError } from './errors.js';
+export { CollectionSpec, loadCollectionSpec, parseCollectionSpec } from './collection.js';
+export type { Collection, ConstValue, LoadOptions } from './collection.js';
+export type { MapSpec, MapEntry, Variable } from './maps.js';
+export type { ProgramSpec, MapRef, FuncInfo, LineInfo } from './programs.js';
+export { sectionKind, knownSections } from './sections.js';
+export { parseElf } from './elf.js';
+export { parseBtf, Btf } from './btf.js';
+export { parseBtfExt } from './btf_ext.js';

@@ -1,0 +1,224 @@
+// Loading a CollectionSpec into the kernel through native/: BTF first, then
+// maps (created, or reused from bpffs pins after a shape check), then
+// programs with func/line info so verifier logs show C source lines.
+import { existsSync } from 'node:fs';
+import { BpfError, BpfMap, BpfProgram, Btf as KernelBtf, unpin } from '../native/index.js';
+import type { Collection, CollectionSpec, LoadOptions } from './collection.js';
+import { pinPath } from './collection.js';
+import { LoaderError } from './errors.js';
+import { MapSpec, PIN_BY_NAME } from './maps.js';
+import { INSN_SIZE, ProgramSpec, encodeFuncInfo, encodeLineInfo } from './programs.js';
+
+/** Fields whose mismatch makes a pinned map unusable for a spec. */
+const SHAPE_FIELDS = ['type', 'keySize', 'valueSize', 'maxEntries', 'flags'] as const;
+
+export function checkMapCompatible(spec: MapSpec, m: BpfMap, where: string): void {
+  const info = m.info;
+  for (const f of SHAPE_FIELDS) {
+    if (info[f] !== spec[f]) {
+      throw new LoaderError(
+        `${where}: ${f} is ${info[f]} in the existing map but ${spec[f]} in the spec for ${spec.name}; ` +
+          `refusing to replace it (remove it explicitly to recreate)`,
+      );
+    }
+  }
+}
+
+function createMap(spec: MapSpec, btf: KernelBtf | undefined): BpfMap {
+  let innerTemplate: BpfMap | undefined;
+  try {
+    if (spec.inner) innerTemplate = createMap(spec.inner, btf);
+    const base = {
+      type: spec.type,
+      name: spec.name,
+      keySize: spec.keySize,
+      valueSize: spec.valueSize,
+      maxEntries: spec.maxEntries,
+      flags: spec.flags,
+      innerMapFd: innerTemplate?.fd,
+      numaNode: spec.numaNode,
+      mapExtra: spec.mapExtra,
+    };
+    const withBtf = btf && (spec.btfKeyTypeId || spec.btfValueTypeId);
+    try {
+      return BpfMap.create(
+        withBtf ? { ...base, btfFd: btf.fd, btfKeyTypeId: spec.btfKeyTypeId, btfValueTypeId: spec.btfValueTypeId } : base,
+      );
+    } catch (e) {
+      // Some map types refuse BTF key/value types; libbpf retries without them too.
+      if (!withBtf || !(e instanceof BpfError) || (e.code !== 'EINVAL' && e.code !== 'ENOTSUPP' && e.code !== 'EOPNOTSUPP')) {
+        throw e;
+      }
+      return BpfMap.create(base);
+    }
+  } catch (e) {
+    throw new LoaderError(`create map ${spec.name}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    innerTemplate?.close();
+  }
+}
+
+export async function loadCollection(spec: CollectionSpec, opts: LoadOptions): Promise<Collection> {
+  if (opts.constants) spec.setConstants(opts.constants);
+  const maps: Record<string, BpfMap> = {};
+  const programs: Record<string, BpfProgram> = {};
+  const newPins: string[] = [];
+  let btf: KernelBtf | undefined;
+  const closeAll = () => {
+    for (const m of Object.values(maps)) m.close();
+    for (const p of Object.values(programs)) p.close();
+  };
+
+  try {
+    if (spec.kernelBtf) {
+      try {
+        btf = KernelBtf.load(spec.kernelBtf);
+      } catch (e) {
+        if (!(e instanceof BpfError)) throw e;
+        throw new LoaderError(`${spec.source}: the kernel refused the object's BTF: ${e.message}`, { cause: e });
+      }
+    }
+
+    const wanted = opts.programs ?? Object.keys(spec.programs);
+    for (const name of wanted) {
+      if (!spec.programs[name]) throw new LoaderError(`${spec.source}: no program named ${name} (programs: ${Object.keys(spec.programs).join(', ')})`);
+    }
+
+    // Maps. Contents are written only into maps this load created.
+    const created = new Set<string>();
+    for (const ms of Object.values(spec.maps)) {
+      const replacement = opts.mapReplacements?.[ms.name];
+      if (replacement) {
+        checkMapCompatible(ms, replacement, `replacement for map ${ms.name}`);
+        maps[ms.name] = replacement;
+        continue;
+      }
+      if (ms.pinning === PIN_BY_NAME) {
+        if (!opts.pinRoot) throw new LoaderError(`${spec.source}: map ${ms.name} is pinned by name but no pinRoot was given`);
+        const path = pinPath(opts.pinRoot, ms.name);
+        if (existsSync(path)) {
+          const m = BpfMap.fromPin(path);
+          try {
+            checkMapCompatible(ms, m, `pinned map ${path}`);
+          } catch (e) {
+            m.close();
+            throw e;
+          }
+          maps[ms.name] = m;
+          continue;
+        }
+      }
+      maps[ms.name] = createMap(ms, btf);
+      created.add(ms.name);
+    }
+    for (const name of created) {
+      const ms = spec.maps[name];
+      const m = maps[name];
+      for (const c of ms.contents) if (Buffer.isBuffer(c.value)) m.update(c.key, c.value);
+      // Frozen before any program loads: the verifier treats a frozen read-only
+      // map's bytes as known constants and prunes dead branches with them.
+      if (ms.freeze) m.freeze();
+    }
+
+    for (const name of wanted) programs[name] = await loadProgram(spec, spec.programs[name], maps, btf, opts.logLevel ?? 0);
+
+    // Slots that hold other maps or programs, once those exist.
+    for (const name of created) {
+      const ms = spec.maps[name];
+      for (const c of ms.contents) {
+        if (Buffer.isBuffer(c.value)) continue;
+        const target = 'map' in c.value ? maps[c.value.map] : programs[c.value.program];
+        if (!target) continue; // a program not loaded in this subset
+        const fd = Buffer.alloc(4);
+        fd.writeUInt32LE(target.fd);
+        maps[name].update(c.key, fd);
+      }
+      if (ms.pinning === PIN_BY_NAME) {
+        const path = pinPath(opts.pinRoot!, name);
+        maps[name].pin(path);
+        newPins.push(path);
+      }
+    }
+  } catch (e) {
+    closeAll();
+    for (const p of newPins) {
+      try {
+        unpin(p);
+      } catch {
+        /* already gone */
+      }
+    }
+    throw e;
+  } finally {
+    btf?.close();
+  }
+
+  return {
+    maps,
+    programs,
+    close() {
+      closeAll();
+    },
+  };
+}
+
+async function loadProgram(
+  spec: CollectionSpec,
+  p: ProgramSpec,
+  maps: Record<string, BpfMap>,
+  btf: KernelBtf | undefined,
+  logLevel: number,
+): Promise<BpfProgram> {
+  const insns = Buffer.from(p.instructions);
+  for (const r of p.mapRefs) {
+    insns.writeInt32LE(maps[r.map].fd, r.insn * INSN_SIZE + 4);
+  }
+  const debug = btf && p.funcInfo.length > 0;
+  try {
+    return await BpfProgram.load({
+      type: p.type,
+      name: p.name,
+      expectedAttachType: p.attachType,
+      license: p.license,
+      insns,
+      btfFd: debug ? btf.fd : undefined,
+      funcInfo: debug ? encodeFuncInfo(p.funcInfo) : undefined,
+      funcInfoRecSize: debug ? 8 : undefined,
+      lineInfo: debug && p.lineInfo.length ? encodeLineInfo(p.lineInfo) : undefined,
+      lineInfoRecSize: debug && p.lineInfo.length ? 16 : undefined,
+      logLevel,
+    });
+  } catch (e) {
+    const err = e as BpfError;
+    const summary = err.log ? summarizeVerifierLog(err.log) : '';
+    const wrapped = new LoaderError(
+      `${spec.source}: program ${p.name} (section ${p.section})${summary ? `: ${summary}` : ''}\n${err.message}`,
+      { cause: e },
+    );
+    Object.assign(wrapped, { errno: err.errno, code: err.code, log: err.log });
+    throw wrapped;
+  }
+}
+
+/**
+ * The verifier's complaint and the C line it was on, for a first line a
+ * person can act on: "R0 invalid mem access 'map_value_or_null' at reject.c:19".
+ */
+export function summarizeVerifierLog(log: string): string {
+  const lines = log.split('\n').map((l) => l.trimEnd()).filter(Boolean);
+  let complaint = '';
+  let at = -1;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const l = lines[i];
+    if (/^(processed \d+ insns|verification time|stack depth|-- BEGIN PROG LOAD LOG|-- END PROG LOAD LOG)/.test(l)) continue;
+    complaint = l;
+    at = i;
+    break;
+  }
+  if (!complaint) return '';
+  for (let i = at; i >= 0; i--) {
+    const m = /^; .* @ (\S+:\d+)$/.exec(lines[i]);
+    if (m && !m[1].endsWith(':0')) return `${complaint} at ${m[1]}`;
+  }
+  return complaint;
+}
