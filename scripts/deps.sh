@@ -27,9 +27,17 @@ if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.nod
   exit 1
 fi
 
-# npm ci only when the lockfile changed since the last install.
+# npm modules, only when the lockfile changed since the last install.
+# Not `npm ci`: npm 11 writes lockfiles without other platforms' optional
+# packages (esbuild, rollup) and then its own `npm ci` refuses them as out of
+# sync. `npm install --no-save` installs exactly the locked versions and
+# leaves package-lock.json untouched.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "deps: npm ci"
-  npm ci --no-audit --no-fund 2>&1 | grep -v 'Unknown user config' || true
-  test -d node_modules/vitest || { echo "deps: npm ci failed" >&2; exit 1; }
+  echo "deps: npm install (from package-lock.json)"
+  if ! npm install --no-audit --no-fund --no-save > .npm-install.log 2>&1; then
+    grep -v 'Unknown user config' .npm-install.log >&2
+    echo "deps: npm install failed" >&2
+    exit 1
+  fi
+  rm -f .npm-install.log
 fi
