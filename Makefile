@@ -1,6 +1,6 @@
 # weir — build and test entry points.
 #   make test   the README's test command: installs what is missing, builds, runs every tier
-#   make demo   (the lab; arrives with the lab issue)
+#   make demo   the README's main command: today the foundation demo, later the lab
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
@@ -18,7 +18,7 @@ BPF_HEADERS  := $(wildcard bpf/include/*.h)
 ADDON        := native/build/Release/weir_native.node
 NATIVE_SRCS  := $(wildcard native/src/*.cc native/src/*.h) native/binding.gyp
 
-.PHONY: build deps bpf fixtures native typecheck test test-only bpffs clean
+.PHONY: build deps bpf fixtures native typecheck test test-only bpffs clean demo
 
 build: bpf fixtures native dist
 
@@ -62,6 +62,11 @@ test: deps
 
 test-only:
 	npx --no-install vitest run
+
+## demo: installs what is missing, builds, and runs `weir demo` (root).
+demo: deps
+	@$(MAKE) --no-print-directory bpffs build
+	./bin/weir demo
 
 clean:
 	rm -rf $(BUILD) native/build dist

@@ -19,8 +19,9 @@ export class CollectionSpec {
     readonly programs: Record<string, ProgramSpec>,
     readonly variables: Record<string, Variable>,
     readonly license: string,
+    /** The object's BTF with DATASEC sizes and variable offsets filled in. */
     readonly btf: Btf | undefined,
-    /** BTF with DATASEC sizes and offsets filled in, ready for the kernel. */
+    /** The same BTF as raw bytes, ready for the kernel. */
     readonly kernelBtf: Buffer | undefined,
     readonly btfExt: BtfExt | undefined,
   ) {}
@@ -127,8 +128,11 @@ function parse(buf: Buffer, source: string): CollectionSpec {
     }
   }
 
+  // Expose the fixed-up BTF: same types, but DATASEC offsets are real, so
+  // tools decoding global data by variable read the right bytes.
   const kernelBtf = btf ? fixupBtf(elf, btf) : undefined;
-  return new CollectionSpec(source, maps, programs, variables, license, btf, kernelBtf, ext);
+  const fixed = kernelBtf ? parseBtf(kernelBtf, source) : undefined;
+  return new CollectionSpec(source, maps, programs, variables, license, fixed, kernelBtf, ext);
 }
 
 function fixupBtf(elf: ElfFile, btf: Btf): Buffer {

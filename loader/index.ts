@@ -9,3 +9,5 @@ export { sectionKind, knownSections } from './sections.js';
 export { parseElf } from './elf.js';
 export { parseBtf, Btf } from './btf.js';
 export { parseBtfExt } from './btf_ext.js';
+export { decodeValue } from './values.js';
+export type { Decoded } from './values.js';

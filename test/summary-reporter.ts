@@ -1,5 +1,6 @@
 // Prints one plain closing line, "N passed, N failed, N skipped", that CI
-// systems read regardless of the runner.
+// systems read regardless of the runner (stdout writes to pipes and files
+// are synchronous on Linux, so an exit handler's line is not lost).
 import type { Reporter, TestModule } from 'vitest/node';
 
 export default class SummaryReporter implements Reporter {
@@ -21,6 +22,8 @@ export default class SummaryReporter implements Reporter {
       for (const s of m.children.allSuites()) if (s.state() === 'failed' && failedHere === 0) failedHere = 1;
       failed += failedHere;
     }
-    process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+    // Printed at exit so it comes after vitest's own summary: the last line.
+    const line = `\n${passed} passed, ${failed} failed, ${skipped} skipped\n`;
+    process.once('exit', () => process.stdout.write(line));
   }
 }

@@ -12,6 +12,8 @@ Usage:
   weir version              print the version
   weir inspect OBJECT.o     list the programs, maps and constants of a BPF object
                             as weir's loader reads it (add --json for JSON)
+  weir demo                 the foundation demo (root): two namespaces, tc and XDP
+                            programs loaded by weir, real traffic counted in maps
 
 Coming with later work: weir agent, weir lab, weir map dump, weir monitor.
 `;
@@ -92,6 +94,10 @@ export async function run(argv: string[]): Promise<number> {
         return 0;
       case 'inspect':
         return inspect(rest);
+      case 'demo': {
+        const { runDemo } = await import('../demo/foundation.js');
+        return runDemo();
+      }
       default:
         process.stderr.write(`weir: unknown command '${cmd}'\n\n${HELP}`);
         return 2;

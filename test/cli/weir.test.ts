@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixture, repoRoot } from '../lib/fixtures.js';
+import { listNetns, requireNetns } from '../lib/netns.js';
 
 const bin = join(repoRoot, 'bin', 'weir');
 const built = existsSync(join(repoRoot, 'dist', 'control', 'cli', 'main.js'));
@@ -52,5 +53,19 @@ describe.skipIf(!built)('bin/weir', () => {
     const unknown = weir('frobnicate');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+  });
+});
+
+describe.skipIf(!built || requireNetns('weir demo', ['ping']))('weir demo', () => {
+  it('runs the foundation demo end to end and leaves nothing behind', async () => {
+    const r = spawnSync(bin, ['demo'], { encoding: 'utf8', timeout: 90_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/ping -c 5 10\.99\.0\.2 from weir-demo-a: 5\/5 replies/);
+    expect(r.stdout).toMatch(/arriving on veth-b, counted by XDP[\s\S]*proto\s+1 \(icmp\)\s+5 packets/);
+    expect(r.stdout).toMatch(/xdp_verdict = XDP_DROP\nping -c 3: 0\/3 replies/);
+    expect(r.stdout).toMatch(/detached XDP; ping -c 3: 3\/3 replies/);
+    expect((await listNetns()).filter((n) => n.startsWith('weir-demo-'))).toEqual([]);
+    expect(existsSync('/sys/fs/bpf/weir-demo')).toBe(false);
   });
 });
