@@ -5,27 +5,11 @@ import type { Btf, BtfType } from './btf.js';
 import type { ElfFile, ElfSection } from './elf.js';
 import { SHF, SHT, STT } from './elf.js';
 import { LoaderError } from './errors.js';
-
-export const MapKind = {
-  HASH: 1,
-  ARRAY: 2,
-  PROG_ARRAY: 3,
-  PERF_EVENT_ARRAY: 4,
-  PERCPU_HASH: 5,
-  PERCPU_ARRAY: 6,
-  LRU_HASH: 9,
-  LRU_PERCPU_HASH: 10,
-  LPM_TRIE: 11,
-  ARRAY_OF_MAPS: 12,
-  HASH_OF_MAPS: 13,
-  RINGBUF: 27,
-} as const;
+import { MapFlags, MapType } from '../native/index.js';
 
 export const PIN_NONE = 0;
 export const PIN_BY_NAME = 1;
-export const F_NO_PREALLOC = 1;
-export const F_RDONLY_PROG = 128;
-export const F_MMAPABLE = 1024;
+const MapKind = MapType;
 
 /** One initial element. `value` is raw bytes, or the name of another map (map-in-map) or program (prog array). */
 export interface MapEntry {
@@ -272,7 +256,7 @@ export function parseDataMaps(elf: ElfFile, btf: Btf | undefined): MapSpec[] {
       keySize: 4,
       valueSize: sec.size,
       maxEntries: 1,
-      flags: readonly ? F_RDONLY_PROG : 0,
+      flags: readonly ? MapFlags.RDONLY_PROG : 0,
       pinning: PIN_NONE,
       btfKeyTypeId: 0,
       btfValueTypeId: datasec ? datasec.id : 0,

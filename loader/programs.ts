@@ -33,16 +33,8 @@ export interface FuncInfo {
   typeId: number;
 }
 
-export interface LineInfo {
-  insn: number;
-  fileNameOff: number;
-  lineOff: number;
-  lineCol: number;
-  fileName: string;
-  line: string;
-  lineNum: number;
-  col: number;
-}
+/** A line_info record rebased onto the linked program (instruction index, not bytes). */
+export type LineInfo = Omit<LineInfoRec, 'insnOff'> & { insn: number };
 
 export interface ProgramSpec {
   name: string;
@@ -291,16 +283,8 @@ function debugInfo(order: Func[], layout: Map<string, number>, btf: Btf | undefi
       (r: LineInfoRec) => r.insnOff >= f.start * INSN_SIZE && r.insnOff < f.end * INSN_SIZE,
     );
     for (const r of lines) {
-      lineInfo.push({
-        insn: base + r.insnOff / INSN_SIZE - f.start,
-        fileNameOff: r.fileNameOff,
-        lineOff: r.lineOff,
-        lineCol: r.lineCol,
-        fileName: r.fileName,
-        line: r.line,
-        lineNum: r.lineNum,
-        col: r.col,
-      });
+      const { insnOff, ...rest } = r;
+      lineInfo.push({ ...rest, insn: base + insnOff / INSN_SIZE - f.start });
     }
   }
   return { funcInfo, lineInfo };

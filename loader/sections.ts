@@ -1,53 +1,13 @@
 // Section name → program type and expected attach type, following libbpf's
 // section-name conventions (libbpf's sec_defs table, `SEC("...")` in C).
-// Only exact names or the listed prefixes are accepted: an unknown section is
-// an error naming it, never a guess.
+// Only exact names are accepted: an unknown section is an error naming it,
+// never a guess.
+import { AttachType, ProgType } from '../native/index.js';
 
-// Numeric values are the kernel's uapi enums (linux/bpf.h); kept here so the
-// spec layer needs no native addon.
-export const Prog = {
-  SOCKET_FILTER: 1,
-  SCHED_CLS: 3,
-  SCHED_ACT: 4,
-  XDP: 6,
-  CGROUP_SKB: 8,
-  CGROUP_SOCK: 9,
-  SOCK_OPS: 13,
-  SK_SKB: 14,
-  SK_MSG: 16,
-  CGROUP_SOCK_ADDR: 18,
-  SK_LOOKUP: 30,
-} as const;
-
-export const Attach = {
-  NONE: 0,
-  CGROUP_INET_INGRESS: 0,
-  CGROUP_INET_EGRESS: 1,
-  CGROUP_INET_SOCK_CREATE: 2,
-  CGROUP_SOCK_OPS: 3,
-  SK_SKB_STREAM_PARSER: 4,
-  SK_SKB_STREAM_VERDICT: 5,
-  SK_MSG_VERDICT: 7,
-  CGROUP_INET4_BIND: 8,
-  CGROUP_INET6_BIND: 9,
-  CGROUP_INET4_CONNECT: 10,
-  CGROUP_INET6_CONNECT: 11,
-  CGROUP_INET4_POST_BIND: 12,
-  CGROUP_INET6_POST_BIND: 13,
-  CGROUP_UDP4_SENDMSG: 14,
-  CGROUP_UDP6_SENDMSG: 15,
-  CGROUP_UDP4_RECVMSG: 19,
-  CGROUP_UDP6_RECVMSG: 20,
-  CGROUP_INET4_GETPEERNAME: 29,
-  CGROUP_INET6_GETPEERNAME: 30,
-  CGROUP_INET4_GETSOCKNAME: 31,
-  CGROUP_INET6_GETSOCKNAME: 32,
-  CGROUP_INET_SOCK_RELEASE: 34,
-  SK_LOOKUP: 36,
-  XDP: 37,
-  TCX_INGRESS: 46,
-  TCX_EGRESS: 47,
-} as const;
+// The kernel's uapi numbers come from native/'s constants (importing them
+// does not load the addon, so the spec layer works without a build).
+const Prog = ProgType;
+const Attach = AttachType;
 
 export interface SectionKind {
   /** BPF_PROG_TYPE_* */

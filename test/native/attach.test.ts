@@ -18,7 +18,8 @@ import {
   tc,
   xdp,
 } from '../../native/index.js';
-import { counterProg, makeNetns, requireKernel, run, u32 } from './helpers.js';
+import { NetnsLab } from '../lib/netns.js';
+import { counterProg, requireKernel, u32 } from './helpers.js';
 
 const enabled = requireKernel();
 
@@ -36,35 +37,34 @@ function count(m: BpfMap): bigint {
 }
 
 describe.skipIf(!enabled)('attach in network namespaces', () => {
-  let cleanup = () => {};
+  const lab = new NetnsLab();
+  let a = '';
+  let b = '';
   let nsA = '';
   let nsB = '';
   let ifB = 0;
 
   /** Three pings A -> B; throws if they do not all get through. */
-  function ping(): void {
-    run('nsenter', [`--net=${nsA}`, 'ping', '-c', '3', '-i', '0.1', '-W', '2', '-q', '10.199.0.2']);
+  async function ping(): Promise<void> {
+    const r = await lab.ping(a, '10.199.0.2', { count: 3, intervalSec: 0.1, timeoutSec: 5 });
+    if (r.received !== 3) throw new Error(`ping A -> B: ${r.received}/3 replies\n${r.output}`);
   }
 
-  beforeAll(() => {
-    const ns = makeNetns('att', 2);
-    cleanup = ns.cleanup;
-    const [a, b] = ns.names;
-    nsA = `/run/netns/${a}`;
-    nsB = `/run/netns/${b}`;
-    run('ip', ['-n', a, 'link', 'add', 'weirtA', 'type', 'veth', 'peer', 'name', 'weirtB', 'netns', b]);
-    run('ip', ['-n', a, 'addr', 'add', '10.199.0.1/24', 'dev', 'weirtA']);
-    run('ip', ['-n', b, 'addr', 'add', '10.199.0.2/24', 'dev', 'weirtB']);
-    for (const [n, dev] of [[a, 'weirtA'], [b, 'weirtB'], [a, 'lo'], [b, 'lo']]) run('ip', ['-n', n, 'link', 'set', dev, 'up']);
+  beforeAll(async () => {
+    a = await lab.createNetns('att-a');
+    b = await lab.createNetns('att-b');
+    nsA = lab.nsPath(a);
+    nsB = lab.nsPath(b);
+    await lab.veth({ a: { ns: a, name: 'weirtA', addr: '10.199.0.1/24' }, b: { ns: b, name: 'weirtB', addr: '10.199.0.2/24' } });
     ifB = ifindex('weirtB', nsB);
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const f of opened) f.close();
-    cleanup();
+    await lab.cleanup();
   });
 
-  it('ifindex resolves names inside the namespace only', () => {
+  it('ifindex resolves names inside the namespace only', async () => {
     expect(ifB).toBeGreaterThan(0);
     expect(ifindex('lo', nsB)).toBe(1);
     expect(ifindex('weirtA', nsA)).toBeGreaterThan(0);
@@ -85,9 +85,9 @@ describe.skipIf(!enabled)('attach in network namespaces', () => {
     expect(at).toEqual({ priority: 1, handle: 1 });
     expect(tc.query({ ifindex: ifB, attachPoint: 'ingress', ...at, netns: nsB })).toEqual({ progId: p1.info.id });
     // An independent witness: iproute2's tc sees our filter in that namespace.
-    expect(run('tc', ['-n', nsB.split('/').pop()!, 'filter', 'show', 'dev', 'weirtB', 'ingress'])).toContain('weirtest_tc1');
+    expect((await lab.execOk(b, 'tc', ['filter', 'show', 'dev', 'weirtB', 'ingress'])).stdout).toContain('weirtest_tc1');
 
-    ping();
+    await ping();
     expect(count(c1)).toBeGreaterThanOrEqual(3n);
 
     // Without replace the slot is taken; with replace the new program takes over.
@@ -97,7 +97,7 @@ describe.skipIf(!enabled)('attach in network namespaces', () => {
     tc.attach({ ifindex: ifB, attachPoint: 'ingress', prog: p2.fd, replace: true, netns: nsB });
     expect(tc.query({ ifindex: ifB, attachPoint: 'ingress', ...at, netns: nsB })).toEqual({ progId: p2.info.id });
     const before = count(c1);
-    ping();
+    await ping();
     expect(count(c2)).toBeGreaterThanOrEqual(3n);
     expect(count(c1)).toBe(before);
 
@@ -110,7 +110,7 @@ describe.skipIf(!enabled)('attach in network namespaces', () => {
     expect(tc.query({ ifindex: ifB, attachPoint: 'ingress', ...at, netns: nsB })).toBeUndefined();
     expect(() => tc.detach({ ifindex: ifB, attachPoint: 'ingress', ...at, netns: nsB })).toThrow(BpfError);
     const after = count(c2);
-    ping();
+    await ping();
     expect(count(c2)).toBe(after);
 
     tc.destroyHook({ ifindex: ifB, netns: nsB });
@@ -130,7 +130,7 @@ describe.skipIf(!enabled)('attach in network namespaces', () => {
     expect(xdp.query({ ifindex: ifB, netns: nsB })).toBeUndefined();
     xdp.attach({ ifindex: ifB, prog: p1, mode: 'native', netns: nsB });
     expect(xdp.query({ ifindex: ifB, netns: nsB })).toEqual({ progId: p1.info.id, mode: 'native' });
-    ping();
+    await ping();
     expect(count(c1)).toBeGreaterThanOrEqual(3n);
 
     expect(() => xdp.attach({ ifindex: ifB, prog: p2, mode: 'native', netns: nsB })).toThrow(
@@ -138,7 +138,7 @@ describe.skipIf(!enabled)('attach in network namespaces', () => {
     );
     xdp.attach({ ifindex: ifB, prog: p2, mode: 'native', replace: true, netns: nsB });
     expect(xdp.query({ ifindex: ifB, netns: nsB })).toEqual({ progId: p2.info.id, mode: 'native' });
-    ping();
+    await ping();
     expect(count(c2)).toBeGreaterThanOrEqual(3n);
 
     xdp.detach({ ifindex: ifB, netns: nsB });
@@ -158,13 +158,13 @@ describe.skipIf(!enabled)('attach in network namespaces', () => {
     const link = BpfLink.tcx({ ifindex: ifB, attachPoint: 'ingress', prog: p, netns: nsB });
     try {
       expect(link.info.progId).toBe(p.info.id);
-      ping();
+      await ping();
       expect(count(c)).toBeGreaterThanOrEqual(3n);
     } finally {
       link.close();
     }
     const n = count(c);
-    ping();
+    await ping();
     expect(count(c)).toBe(n);
   });
 });

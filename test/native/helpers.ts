@@ -1,32 +1,29 @@
 // Helpers for the native-layer tests: a tiny BPF assembler (no loader is
-// involved here), root/kernel gating, bpffs, and throwaway network namespaces.
+// involved here), kernel gating and a private bpffs directory.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { nativeAvailable } from '../../native/index.js';
+import { requireRoot } from '../lib/netns.js';
+import { eth } from '../lib/packet.js';
 
 // --- gating -----------------------------------------------------------------
 
 /**
- * Why these tests cannot run here, or undefined when they can. Under CI the
- * caller must fail instead of skipping (see requireKernel).
+ * true when the kernel tests should run: root (see test/lib/netns.ts, which
+ * fails under CI instead of skipping) and a built addon.
  */
-export function missingRequirement(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux';
-  if (process.getuid?.() !== 0) return 'needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)';
-  if (!nativeAvailable()) return 'the native addon is not built (run `make native`)';
-  return undefined;
-}
-
-/** true when the kernel tests should run; throws under CI when they cannot; warns why otherwise. */
 export function requireKernel(): boolean {
-  const why = missingRequirement();
-  if (why === undefined) return true;
-  if (process.env.CI) throw new Error(`native tests cannot run: ${why} (CI is set, so this is a failure, not a skip)`);
-  console.warn(`skipping native kernel tests: ${why}`);
-  return false;
+  if (requireRoot('native kernel tests')) return false;
+  if (!nativeAvailable()) {
+    const why = 'the native addon is not built (run `make native`)';
+    if (process.env.CI) throw new Error(`native tests cannot run: ${why}`);
+    console.warn(`[skip] native kernel tests: ${why}`);
+    return false;
+  }
+  return true;
 }
 
-export function ensureBpffs(): void {
+function ensureBpffs(): void {
   try {
     execFileSync('mountpoint', ['-q', '/sys/fs/bpf']);
   } catch {
@@ -41,42 +38,6 @@ export function pinDir(tag: string): { path: string; remove(): void } {
   rmSync(path, { recursive: true, force: true });
   mkdirSync(path);
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
-
-// --- netns ----------------------------------------------------------------------
-
-export function run(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** Creates `ip netns` namespaces named weirtest-<tag>-<pid>-<i>; cleanup() deletes them (and their veths). */
-export function makeNetns(tag: string, count: number): { names: string[]; cleanup(): void } {
-  const names: string[] = [];
-  const cleanup = () => {
-    for (const n of names) {
-      try {
-        run('ip', ['netns', 'del', n]);
-      } catch {
-        // already gone
-      }
-    }
-  };
-  try {
-    for (let i = 0; i < count; i++) {
-      const n = `weirtest-${tag}-${process.pid}-${i}`;
-      try {
-        run('ip', ['netns', 'del', n]);
-      } catch {
-        // not left over
-      }
-      run('ip', ['netns', 'add', n]);
-      names.push(n);
-    }
-  } catch (err) {
-    cleanup();
-    throw err;
-  }
-  return { names, cleanup };
 }
 
 // --- assembler ----------------------------------------------------------------
@@ -155,20 +116,11 @@ export function u64(n: number | bigint): Buffer {
   return b;
 }
 
-/** A minimal Ethernet + IPv4 + UDP frame (64 bytes) for test runs. */
+/** A small, valid IPv4/UDP frame for test runs. */
 export function udpFrame(): Buffer {
-  const b = Buffer.alloc(64);
-  b.fill(0xaa, 0, 6); // dst mac
-  b.fill(0xbb, 6, 12); // src mac
-  b.writeUInt16BE(0x0800, 12);
-  b.writeUInt8(0x45, 14); // v4, ihl 5
-  b.writeUInt16BE(50, 16); // total length
-  b.writeUInt8(64, 22); // ttl
-  b.writeUInt8(17, 23); // udp
-  b.writeUInt32BE(0x0a000001, 26);
-  b.writeUInt32BE(0x0a000002, 30);
-  b.writeUInt16BE(1234, 34);
-  b.writeUInt16BE(5678, 36);
-  b.writeUInt16BE(30, 38);
-  return b;
+  return eth({ src: 'bb:bb:bb:bb:bb:bb', dst: 'aa:aa:aa:aa:aa:aa' })
+    .ipv4({ src: '10.0.0.1', dst: '10.0.0.2' })
+    .udp({ sport: 1234, dport: 5678 })
+    .payload(Buffer.alloc(22))
+    .build();
 }
