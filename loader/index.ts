@@ -11,3 +11,6 @@ export { parseBtf, Btf } from './btf.js';
 export { parseBtfExt } from './btf_ext.js';
 export { decodeValue } from './values.js';
 export type { Decoded } from './values.js';
+export { codecFor, checkLayout, layoutOf, findType } from './codec.js';
+export type { Codec, ExpectedLayout, FieldLayout, Layout, Value } from './codec.js';
+export { generateTypes, pascalCase } from './gen-types.js';

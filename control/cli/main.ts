@@ -1,9 +1,9 @@
 // The `weir` command line. The agent, lab and map-dump commands arrive with
 // their issues; today it can inspect a BPF object through the loader.
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LoaderError, loadCollectionSpec } from '../../loader/index.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { LoaderError, generateTypes, loadCollectionSpec } from '../../loader/index.js';
 
 const HELP = `weir — Kubernetes pod network and kube-proxy replacement on eBPF
 
@@ -12,6 +12,9 @@ Usage:
   weir version              print the version
   weir inspect OBJECT.o     list the programs, maps and constants of a BPF object
                             as weir's loader reads it (add --json for JSON)
+  weir gen-types OBJECT.o TYPE... [--out FILE]
+                            TypeScript interfaces and layouts for C structs, unions
+                            and enums from the object's BTF (like bpf2go)
   weir demo                 the foundation demo (root): two namespaces, tc and XDP
                             programs loaded by weir, real traffic counted in maps
 
@@ -78,6 +81,23 @@ function inspect(args: string[]): number {
   return 0;
 }
 
+function genTypes(args: string[]): number {
+  const outAt = args.indexOf('--out');
+  const out = outAt >= 0 ? args[outAt + 1] : undefined;
+  const rest = outAt >= 0 ? [...args.slice(0, outAt), ...args.slice(outAt + 2)] : args;
+  if ((outAt >= 0 && !out) || rest.length < 2) {
+    process.stderr.write("weir gen-types: usage: weir gen-types OBJECT.o 'struct foo' ['enum bar' ...] [--out FILE]\n");
+    return 2;
+  }
+  const [object, ...types] = rest;
+  const spec = loadCollectionSpec(object);
+  if (!spec.btf) throw new LoaderError(`${object} has no BTF (compile with -g)`);
+  const text = generateTypes(spec.btf, types, { source: object });
+  if (out) writeFileSync(out, text);
+  else process.stdout.write(text);
+  return 0;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -94,6 +114,8 @@ export async function run(argv: string[]): Promise<number> {
         return 0;
       case 'inspect':
         return inspect(rest);
+      case 'gen-types':
+        return genTypes(rest);
       case 'demo': {
         const { runDemo } = await import('../demo/foundation.js');
         return runDemo();
