@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const FIXTURES = ['maps', 'sections', 'reject', 'pin_v1', 'pin_v2', 'core', 'kinds'] as const;
+export const FIXTURES = ['maps', 'sections', 'reject', 'pin_v1', 'pin_v2', 'core', 'kinds', 'calls'] as const;
 export type FixtureName = (typeof FIXTURES)[number];
 
 export const BPFTOOL = ['/usr/sbin/bpftool', '/usr/bin/bpftool', '/usr/local/sbin/bpftool'].find((p) => existsSync(p));
