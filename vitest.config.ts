@@ -6,6 +6,8 @@ export default defineConfig({
     // Root tests make netns, links and pins; forks keep each file in its own process
     // so the native addon and namespace state never leak between files.
     pool: 'forks',
+    // --expose-gc lets the fd finalizer test force a collection.
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', './test/summary-reporter.ts'],
