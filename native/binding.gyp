@@ -12,7 +12,8 @@
         "src/maps.cc",
         "src/progs.cc",
         "src/netns.cc",
-        "src/attach.cc"
+        "src/attach.cc",
+        "src/ringbuf.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

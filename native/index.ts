@@ -10,7 +10,8 @@
  * - File descriptors are owned by {@link Fd} objects: close() is explicit and
  *   idempotent; a FinalizationRegistry closes leaked fds as a safety net only.
  * - Program loads and test runs happen on the libuv pool (they can take long);
- *   everything else is a quick synchronous syscall.
+ *   everything else is a quick synchronous syscall. {@link RingBuffer} reads
+ *   BPF ring buffers from the event loop itself (libuv watches their epoll fd).
  * - Network namespaces: the tc/xdp/ifindex calls take `netns` (a path such as
  *   /run/netns/NAME or /proc/PID/ns/net, or a bare NAME meaning
  *   /run/netns/NAME). The native side runs the call on a short-lived thread
@@ -281,6 +282,16 @@ interface XdpQueryRaw {
   skbProgId: number;
   hwProgId: number;
 }
+interface NativeRingBufferHandle {
+  add(fd: number): number;
+  consume(deliver: (data: Buffer, ring: number) => void): number;
+  /** true when records are pending from an interrupted pass (the caller schedules kick()). */
+  start(deliver: (data: Buffer, ring: number) => void, onError: (err: unknown) => void): boolean;
+  stop(): void;
+  kick(): void;
+  close(): void;
+  stats(): { records: number; wakeups: number; pending: number; rings: number; running: boolean; closed: boolean };
+}
 interface RawAddon {
   setErrorClass(ctor: new (message: string, props: BpfErrorProps) => Error): void;
   errnoName(errno: number): string;
@@ -322,6 +333,7 @@ interface RawAddon {
   xdpQuery(ifindex: number, netns?: string): XdpQueryRaw | undefined;
   tcxAttach(ifindex: number, point: string, progFd: number, netns?: string): number;
   linkDetach(fd: number): void;
+  NativeRingBuffer: new (fd: number, batch: number) => NativeRingBufferHandle;
 }
 
 const ADDON_REL = join('native', 'build', 'Release', 'weir_native.node');
@@ -963,6 +975,166 @@ export class BpfLink extends Fd {
 
   pin(path: string): void {
     pinFd(this.fd, path);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Ring buffers (BPF_MAP_TYPE_RINGBUF)
+// ---------------------------------------------------------------------------
+
+export interface RingBufferOptions {
+  /** Max records delivered per wakeup before yielding to the event loop (default 1024, at most 2^20). */
+  batch?: number;
+  /**
+   * Called when asynchronous delivery (after start()) fails: onRecord threw,
+   * or watching the ring failed. The reader has already stopped itself;
+   * start() resumes it. Without onError the error is raised as an uncaught
+   * exception (process 'uncaughtException'), as an EventEmitter 'error'
+   * without a listener is.
+   */
+  onError?: (err: unknown) => void;
+}
+
+export interface RingBufferStats {
+  /** Records handed to onRecord (one whose callback threw counts). */
+  records: number;
+  /** Times the ring's epoll fd was reported readable and a pass ran (start() only; consume() does not count). */
+  wakeups: number;
+  /** Records already taken from the rings but not yet delivered (after a throwing callback, stop() or a pass cut short). */
+  pending: number;
+}
+
+const leakedRings = new FinalizationRegistry<NativeRingBufferHandle>((h) => {
+  try {
+    h.close();
+  } catch {
+    // Safety net only.
+  }
+});
+
+function ringMapOf(map: unknown, op: string, syscall: string): { fd: number; name: string } {
+  if (!(map instanceof BpfMap)) throw new TypeError(`${op}: map must be a BpfMap`);
+  const info = map.info;
+  if (info.type !== MapType.RINGBUF) {
+    throw new BpfError(
+      `${op}: map ${info.name || '(unnamed)'} (id ${info.id}) has type ${mapTypeName(info.type)}, not RINGBUF (EINVAL)`,
+      { errno: EINVAL, syscall },
+    );
+  }
+  return { fd: map.fd, name: info.name };
+}
+
+/**
+ * Reads records from one or more BPF ring buffer maps (libbpf's ring_buffer).
+ * Records arrive via `onRecord(data, mapName)` on the JS thread, in order per
+ * map; `data` is a copy the callback may keep. With several maps, each pass
+ * visits them in the order they were added.
+ *
+ * - consume() drains synchronously.
+ * - start() watches the rings' epoll fd with libuv (a uv_poll_t on this
+ *   thread's loop): no thread blocks and nothing spins. Each wakeup delivers
+ *   at most `batch` records, then yields to the event loop; the rest come on
+ *   the next loop iteration. A started reader keeps the process alive (like
+ *   a listening socket) and stays alive itself even when unreferenced, until
+ *   stop() or close().
+ * - If onRecord throws, that record counts as delivered and the records taken
+ *   with it stay pending, in order, for the next consume()/start(): consume()
+ *   rethrows; the asynchronous path stops the reader and calls opts.onError.
+ *
+ * The reader maps the rings itself: the BpfMaps may be closed afterwards.
+ * Records the BPF side could not reserve (ring full) are not seen here: count
+ * failed bpf_ringbuf_reserve/output calls in the program.
+ */
+export class RingBuffer {
+  readonly #handle: NativeRingBufferHandle;
+  readonly #names: string[] = [];
+  readonly #onRecord: (data: Buffer, mapName: string) => void;
+  readonly #onError?: (err: unknown) => void;
+  #closed = false;
+  readonly #deliver = (data: Buffer, ring: number): void => {
+    this.#onRecord(data, this.#names[ring]);
+  };
+  readonly #fail = (err: unknown): void => {
+    if (!this.#onError) throw err;
+    this.#onError(err);
+  };
+
+  constructor(map: BpfMap, onRecord: (data: Buffer, mapName: string) => void, opts: RingBufferOptions = {}) {
+    if (typeof onRecord !== 'function') throw new TypeError('RingBuffer: onRecord must be a function');
+    if (typeof opts !== 'object' || opts === null) throw new TypeError('RingBuffer: opts must be an object');
+    if (opts.onError !== undefined && typeof opts.onError !== 'function')
+      throw new TypeError('RingBuffer: opts.onError must be a function');
+    const batch = optInt(opts.batch, 'batch', 1, 1 << 20, 1024);
+    const { fd, name } = ringMapOf(map, 'RingBuffer', 'ring_buffer__new');
+    this.#onRecord = onRecord;
+    this.#onError = opts.onError;
+    this.#handle = new (addon().NativeRingBuffer)(fd, batch);
+    this.#names.push(name);
+    leakedRings.register(this, this.#handle, this);
+  }
+
+  #open(op: string): NativeRingBufferHandle {
+    if (this.#closed) {
+      throw new BpfError(`RingBuffer.${op}: the reader is closed (EBADF)`, { errno: EBADF, syscall: op });
+    }
+    return this.#handle;
+  }
+
+  /** Adds another ring to this reader (ring_buffer__add); allowed while started. */
+  add(map: BpfMap): void {
+    const h = this.#open('add');
+    const { fd, name } = ringMapOf(map, 'RingBuffer.add', 'ring_buffer__add');
+    h.add(fd);
+    this.#names.push(name);
+  }
+
+  /**
+   * Drains what is there now, synchronously (in passes of `batch`, until a
+   * pass finds the rings empty); returns the number of records delivered.
+   * An exception from onRecord propagates (see the class comment). Must not
+   * be called from inside onRecord.
+   */
+  consume(): number {
+    return this.#open('consume').consume(this.#deliver);
+  }
+
+  /** Starts asynchronous delivery; idempotent. */
+  start(): void {
+    const h = this.#open('start');
+    // Pending records from an interrupted pass: the ring may be empty and
+    // never wake us, so run one pass soon (never synchronously from start()).
+    if (h.start(this.#deliver, this.#fail)) setImmediate(() => h.kick());
+  }
+
+  /** Stops asynchronous delivery; no callback runs after it returns (unless consume() is called). Idempotent. */
+  stop(): void {
+    if (!this.#closed) this.#handle.stop();
+  }
+
+  /** Stops, and frees the rings' mappings and the epoll fd. Idempotent; pending records are dropped. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    leakedRings.unregister(this);
+    this.#handle.close();
+  }
+
+  get running(): boolean {
+    return !this.#closed && this.#handle.stats().running;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Names of the maps read, in the order they were added. */
+  get mapNames(): string[] {
+    return [...this.#names];
+  }
+
+  get stats(): RingBufferStats {
+    const s = this.#handle.stats();
+    return { records: s.records, wakeups: s.wakeups, pending: s.pending };
   }
 }
 

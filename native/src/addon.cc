@@ -9,6 +9,9 @@
 
 namespace weir {
 
+// ringbuf.cc (declared here rather than in common.h: nothing else calls it).
+void InitRingbuf(Napi::Env env, Napi::Object exports);
+
 // libbpf prints warnings to stderr by default. Every failure we care about
 // comes back to JS as a BpfError, so only debug output is let through, and
 // only when WEIR_LIBBPF_DEBUG is set.
@@ -27,6 +30,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitProgs(env, exports);
   InitNetns(env, exports);
   InitAttach(env, exports);
+  InitRingbuf(env, exports);
   return exports;
 }
 
