@@ -1272,18 +1272,21 @@ function checkXdpMode(m: unknown): 'native' | 'generic' | undefined {
 
 export const xdp = {
   /**
-   * bpf_xdp_attach. mode: 'native' (driver) or 'generic' (skb); without one
-   * the kernel picks native when the driver has it. replace defaults to
-   * false: an attached program is then a BpfError (EBUSY).
+   * bpf_xdp_attach. mode: 'native' (driver, the default) or 'generic' (skb,
+   * only when asked): a device without native XDP is an error naming the way
+   * out, never a silent fall-back to the slower generic path. replace
+   * defaults to false: an attached program is then a BpfError (EBUSY).
    */
   attach(o: { ifindex: number; prog: BpfProgram | number; mode?: 'native' | 'generic'; replace?: boolean; netns?: NetnsRef }): void {
-    addon().xdpAttach(
-      checkInt(o.ifindex, 'ifindex', 1, I32),
-      progFdOf(o.prog),
-      checkXdpMode(o.mode),
-      o.replace === true,
-      netnsPath(o.netns),
-    );
+    const mode = checkXdpMode(o.mode) ?? 'native';
+    try {
+      addon().xdpAttach(checkInt(o.ifindex, 'ifindex', 1, I32), progFdOf(o.prog), mode, o.replace === true, netnsPath(o.netns));
+    } catch (e) {
+      if (mode === 'native' && e instanceof BpfError && (e.code === 'EOPNOTSUPP' || e.code === 'ENOTSUPP')) {
+        e.message += ` — the device has no native (driver) XDP; pass mode: 'generic' to use the skb path`;
+      }
+      throw e;
+    }
   },
 
   /** Detaches; without a mode, whatever mode is attached. Nothing attached is fine. */

@@ -121,6 +121,22 @@ describe.skipIf(!enabled)('attach in network namespaces', () => {
     tc.destroyHook({ ifindex: ifB, netns: nsB });
   });
 
+  it('XDP defaults to native mode and refuses a device without it instead of falling back', async () => {
+    const m = track(BpfMap.create({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 }));
+    const p = track(await BpfProgram.load({ type: ProgType.XDP, license: 'GPL', insns: counterProg(m.fd, XdpAction.PASS) }));
+    // Default mode on a veth (which has native XDP) is native.
+    xdp.attach({ ifindex: ifB, prog: p, netns: nsB });
+    expect(xdp.query({ ifindex: ifB, netns: nsB })?.mode).toBe('native');
+    xdp.detach({ ifindex: ifB, netns: nsB });
+    // Loopback has no driver XDP: native fails, naming the way out.
+    const ifD = ifindex('lo', nsB);
+    expect(() => xdp.attach({ ifindex: ifD, prog: p, netns: nsB })).toThrow(/no native \(driver\) XDP; pass mode: 'generic'/);
+    expect(xdp.query({ ifindex: ifD, netns: nsB })).toBeUndefined();
+    xdp.attach({ ifindex: ifD, prog: p, mode: 'generic', netns: nsB });
+    expect(xdp.query({ ifindex: ifD, netns: nsB })).toEqual({ progId: p.info.id, mode: 'generic' });
+    xdp.detach({ ifindex: ifD, netns: nsB });
+  });
+
   it('XDP native: attach, query, refuse without replace, replace, count real packets, detach', async () => {
     const c1 = counter('weirtest_xdp1');
     const c2 = counter('weirtest_xdp2');
