@@ -47,7 +47,28 @@ export class CollectionSpec {
     }
   }
 
-  /** Creates (or reuses pinned) maps and loads every program. */
+  /** A deep copy: editing or setting constants on it leaves this spec alone. */
+  copy(): CollectionSpec {
+    const copyMap = (m: MapSpec): MapSpec => ({
+      ...m,
+      inner: m.inner && copyMap(m.inner),
+      contents: m.contents.map((c) => ({ key: Buffer.from(c.key), value: Buffer.isBuffer(c.value) ? Buffer.from(c.value) : { ...c.value } })),
+    });
+    const maps = Object.fromEntries(Object.entries(this.maps).map(([k, m]) => [k, copyMap(m)]));
+    const programs = Object.fromEntries(
+      Object.entries(this.programs).map(([k, p]) => [
+        k,
+        { ...p, instructions: Buffer.from(p.instructions), mapRefs: p.mapRefs.map((r) => ({ ...r })), functions: [...p.functions], funcInfo: [...p.funcInfo], lineInfo: [...p.lineInfo] },
+      ]),
+    );
+    const variables = Object.fromEntries(Object.entries(this.variables).map(([k, v]) => [k, { ...v }]));
+    return new CollectionSpec(this.source, maps, programs, variables, this.license, this.btf, this.kernelBtf, this.btfExt);
+  }
+
+  /**
+   * Creates (or reuses pinned) maps and loads the programs. `constants` apply
+   * to this load only; the spec itself is not changed.
+   */
   async load(opts: LoadOptions = {}): Promise<Collection> {
     const { loadCollection } = await import('./load.js');
     return loadCollection(this, opts);

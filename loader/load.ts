@@ -58,7 +58,8 @@ function createMap(spec: MapSpec, btf: KernelBtf | undefined): BpfMap {
   }
 }
 
-export async function loadCollection(spec: CollectionSpec, opts: LoadOptions): Promise<Collection> {
+export async function loadCollection(original: CollectionSpec, opts: LoadOptions): Promise<Collection> {
+  const spec = opts.constants ? original.copy() : original;
   if (opts.constants) spec.setConstants(opts.constants);
   const maps: Record<string, BpfMap> = {};
   const programs: Record<string, BpfProgram> = {};

@@ -147,6 +147,29 @@ describe.skipIf(skip)('maps.o under BPF_PROG_TEST_RUN', () => {
     expect((await c.programs.tc_inner.testRun({ data: pkt })).retval).toBe(TC_ACT_SHOT);
   });
 
+  it('the spec is editable before load: map sizes, and which programs load', async () => {
+    const spec = loadCollectionSpec(fixture('maps'));
+    spec.maps.proto_stats.maxEntries = 4096;
+    spec.maps.lru_sizes.maxEntries = 77;
+    const c = await spec.load({ pinRoot, programs: ['xdp_count'] });
+    open.push(c);
+    expect(c.maps.proto_stats.info.maxEntries).toBe(4096);
+    expect(c.maps.lru_sizes.info.maxEntries).toBe(77);
+    expect(Object.keys(c.programs)).toEqual(['xdp_count']);
+    expect((await c.programs.xdp_count.testRun({ data: udp() })).retval).toBe(XDP_PASS);
+    await expect(spec.load({ pinRoot, programs: ['nope'] })).rejects.toThrow(/no program named nope \(programs: xdp_count, tc_count, tc_inner\)/);
+  });
+
+  it('constants given to load() apply to that load only', async () => {
+    const spec = loadCollectionSpec(fixture('maps'));
+    const drop = await spec.load({ pinRoot, constants: { xdp_verdict: XDP_DROP } });
+    open.push(drop);
+    const plain = await spec.load({ pinRoot });
+    open.push(plain);
+    expect((await drop.programs.xdp_count.testRun({ data: udp() })).retval).toBe(XDP_DROP);
+    expect((await plain.programs.xdp_count.testRun({ data: udp() })).retval).toBe(XDP_PASS);
+  });
+
   it('the pinned map is shared by every load under the same root', async () => {
     const a = await load();
     const b = await load();
