@@ -13,6 +13,7 @@ import { requireKernel, u32 } from './helpers.js';
 
 const enabled = requireKernel();
 const gc = (globalThis as { gc?: () => void }).gc;
+if (enabled && !gc && process.env.CI) throw new Error('vitest must run with --expose-gc (vitest.config.ts)');
 
 const RING_BYTES = 4096 * 4;
 const EVENT_SIZE = 16; // struct event
