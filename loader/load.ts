@@ -2,7 +2,7 @@
 // maps (created, or reused from bpffs pins after a shape check), then
 // programs with func/line info so verifier logs show C source lines.
 import { existsSync } from 'node:fs';
-import { BpfError, BpfMap, BpfProgram, Btf as KernelBtf, unpin } from '../native/index.js';
+import { BpfError, BpfMap, BpfProgram, Btf as KernelBtf, MapFlags, MapType, possibleCpus, unpin } from '../native/index.js';
 import type { Collection, CollectionSpec, LoadOptions } from './collection.js';
 import { pinPath } from './collection.js';
 import { LoaderError } from './errors.js';
@@ -14,8 +14,11 @@ const SHAPE_FIELDS = ['type', 'keySize', 'valueSize', 'maxEntries', 'flags'] as 
 
 export function checkMapCompatible(spec: MapSpec, m: BpfMap, where: string): void {
   const info = m.info;
+  // The kernel adds BPF_F_RDONLY_PROG to every devmap on its own.
+  const kernelAdded = spec.type === MapType.DEVMAP || spec.type === MapType.DEVMAP_HASH ? info.flags & MapFlags.RDONLY_PROG : 0;
+  const want = { ...spec, flags: spec.flags | kernelAdded };
   for (const f of SHAPE_FIELDS) {
-    if (info[f] !== spec[f]) {
+    if (info[f] !== want[f]) {
       throw new LoaderError(
         `${where}: ${f} is ${info[f]} in the existing map but ${spec[f]} in the spec for ${spec.name}; ` +
           `refusing to replace it (remove it explicitly to recreate)`,
@@ -85,13 +88,16 @@ export async function loadCollection(original: CollectionSpec, opts: LoadOptions
       if (!spec.programs[name]) throw new LoaderError(`${spec.source}: no program named ${name} (programs: ${Object.keys(spec.programs).join(', ')})`);
     }
 
-    // Maps. Contents are written only into maps this load created.
+    // Maps. Byte contents are written only into maps this load created.
     const created = new Set<string>();
-    for (const ms of Object.values(spec.maps)) {
+    for (const declared of Object.values(spec.maps)) {
+      // A perf event array without max_entries gets one slot per CPU, as in libbpf.
+      const ms = declared.type === MapType.PERF_EVENT_ARRAY && !declared.maxEntries ? { ...declared, maxEntries: possibleCpus() } : declared;
       const replacement = opts.mapReplacements?.[ms.name];
       if (replacement) {
         checkMapCompatible(ms, replacement, `replacement for map ${ms.name}`);
-        maps[ms.name] = replacement;
+        // Our own fd: closing the collection must not close the caller's handle.
+        maps[ms.name] = replacement.dup();
         continue;
       }
       if (ms.pinning === PIN_BY_NAME) {
@@ -123,9 +129,10 @@ export async function loadCollection(original: CollectionSpec, opts: LoadOptions
 
     for (const name of wanted) programs[name] = await loadProgram(spec, spec.programs[name], maps, btf, opts.logLevel ?? 0);
 
-    // Slots that hold other maps or programs, once those exist.
-    for (const name of created) {
-      const ms = spec.maps[name];
+    // Slots that hold other maps or programs, once those exist: in every map,
+    // reused pins included, so an upgrade's tail calls reach the new programs.
+    for (const ms of Object.values(spec.maps)) {
+      const name = ms.name;
       for (const c of ms.contents) {
         if (Buffer.isBuffer(c.value)) continue;
         const target = 'map' in c.value ? maps[c.value.map] : programs[c.value.program];
@@ -134,6 +141,9 @@ export async function loadCollection(original: CollectionSpec, opts: LoadOptions
         fd.writeUInt32LE(target.fd);
         maps[name].update(c.key, fd);
       }
+    }
+    for (const name of created) {
+      const ms = spec.maps[name];
       if (ms.pinning === PIN_BY_NAME) {
         const path = pinPath(opts.pinRoot!, name);
         maps[name].pin(path);

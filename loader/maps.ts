@@ -223,7 +223,16 @@ export function parseBtfMaps(elf: ElfFile, btf: Btf | undefined): MapSpec[] {
         const key = Buffer.alloc(spec.keySize);
         if (spec.keySize !== 4) throw new LoaderError(`map ${v.name}: initial values need a 4-byte key`);
         key.writeUInt32LE(slot);
-        const target = r.symbol.name;
+        // A static map or program is relocated against its section symbol,
+        // with its offset as the addend stored in the slot.
+        let target = r.symbol.name;
+        if (r.symbol.type === STT.SECTION) {
+          const at = Number(sec.data.readBigUInt64LE(r.offset));
+          const home = elf.sections[r.symbol.shndx];
+          const hit = home && elf.symbolsIn(home.index).find((x) => (x.type === STT.OBJECT || x.type === STT.FUNC) && x.value === at);
+          if (!hit) throw new LoaderError(`map ${v.name}: initialiser slot ${slot} points at offset ${at} of ${home?.name ?? 'an unknown section'}, where nothing starts`);
+          target = hit.name;
+        }
         spec.contents.push({ key, value: spec.type === MapKind.PROG_ARRAY ? { program: target } : { map: target } });
       }
       if (spec.contents.length && spec.type !== MapKind.PROG_ARRAY && !isMapInMap(spec.type)) {

@@ -103,6 +103,13 @@ function splitFunctions(elf: ElfFile, sec: ElfSection, isProgSection: boolean): 
   return funcs;
 }
 
+/** The map variable (an OBJECT symbol in .maps) that starts at `offset`. */
+export function mapSymbolAt(elf: ElfFile, maps: ElfSection, offset: number, where: string): string {
+  const s = elf.symbolsIn(maps.index).find((x) => x.type === STT.OBJECT && x.value === offset);
+  if (!s) throw new LoaderError(`${elf.source}: ${where} refers to offset ${offset} of .maps, where no map starts`);
+  return s.name;
+}
+
 function funcAt(funcs: Func[], insn: number): Func | undefined {
   return funcs.find((f) => insn >= f.start && insn < f.end);
 }
@@ -138,11 +145,14 @@ function collectRefs(elf: ElfFile, sec: ElfSection, funcs: Func[], funcsBySectio
     const rel = i - fn.start;
     if (target.name === '.maps') {
       if (op !== OP_LD_IMM64) throw new LoaderError(`${elf.source}: ${where} refers to map ${sym.name} from a non-ld_imm64 instruction`);
-      fn.refs.push({ insn: rel, kind: 'map', map: sym.name });
+      // A static map is relocated against the section symbol, its offset in imm.
+      const name = sym.type === STT.SECTION ? mapSymbolAt(elf, target, imm, where) : sym.name;
+      fn.refs.push({ insn: rel, kind: 'map', map: name });
     } else if (isDataSection(target)) {
       if (op !== OP_LD_IMM64) throw new LoaderError(`${elf.source}: ${where} refers to ${target.name} from a non-ld_imm64 instruction`);
       const offset = (sym.type === STT.SECTION ? 0 : sym.value) + imm;
-      if (offset < 0 || offset > target.size) throw new LoaderError(`${elf.source}: ${where} points ${offset} bytes into ${target.name} (size ${target.size})`);
+      // The kernel refuses offsets at or past the end of the value.
+      if (offset < 0 || offset >= target.size) throw new LoaderError(`${elf.source}: ${where} points ${offset} bytes into ${target.name} (size ${target.size})`);
       fn.refs.push({ insn: rel, kind: 'map', map: target.name, offset });
     } else if (isExecSection(target)) {
       if (op === OP_CALL && src === PSEUDO_CALL) {
