@@ -20,6 +20,9 @@ export interface FieldLayout {
   /** Bitfields only. */
   bitOffset?: number;
   bitSize?: number;
+  signed?: boolean;
+  /** Members of one union share a group; `alt` tells the members apart. */
+  union?: { group: string; alt: number };
 }
 
 export interface Layout {
@@ -67,21 +70,25 @@ export function layoutOf(btf: Btf, ref: string | number): Layout {
     throw new LoaderError(`${btf.describe(t.id)} is a ${r.kind}, not a struct or union`);
   }
   const fields: FieldLayout[] = [];
-  const walk = (type: BtfType, base: number) => {
-    for (const m of type.members ?? []) {
+  const walk = (type: BtfType, base: number, inUnion?: FieldLayout['union']) => {
+    (type.members ?? []).forEach((m, i) => {
+      const union = type.kind === 'union' ? { group: `${type.id}@${base}`, alt: i } : inUnion;
       const mt = btf.resolve(m.type);
       if (!m.name && (mt.kind === 'struct' || mt.kind === 'union')) {
-        walk(mt, base + Math.floor(m.bitOffset / 8));
-        continue;
+        walk(mt, base + Math.floor(m.bitOffset / 8), union);
+        return;
       }
-      if (m.bitSize) {
-        const unit = btf.sizeOf(m.type);
-        const start = Math.floor(m.bitOffset / (unit * 8)) * unit;
-        fields.push({ name: m.name, offset: base + start, size: unit, type: btf.describe(m.type), bitOffset: m.bitOffset - start * 8, bitSize: m.bitSize });
-      } else {
-        fields.push({ name: m.name, offset: base + m.bitOffset / 8, size: btf.sizeOf(m.type), type: btf.describe(m.type) });
-      }
-    }
+      const f: FieldLayout = m.bitSize
+        ? (() => {
+            const unit = btf.sizeOf(m.type);
+            const start = Math.floor(m.bitOffset / (unit * 8)) * unit;
+            const signed = mt.kind === 'int' ? ((mt.intEncoding ?? 0) & 1) !== 0 : !!mt.signed;
+            return { name: m.name, offset: base + start, size: unit, type: btf.describe(m.type), bitOffset: m.bitOffset - start * 8, bitSize: m.bitSize, signed };
+          })()
+        : { name: m.name, offset: base + m.bitOffset / 8, size: btf.sizeOf(m.type), type: btf.describe(m.type) };
+      if (union) f.union = union;
+      fields.push(f);
+    });
   };
   walk(r, 0);
   return { name: btf.describe(t.id), size: btf.sizeOf(t.id), fields };
@@ -197,27 +204,30 @@ function structCoder(btf: Btf, typeId: number, layout: Layout, depth: number): C
   walk(btf.resolve(typeId));
   const fields = layout.fields.map((f) => {
     if (f.bitSize) {
-      const bits = f.bitSize;
+      const bits = BigInt(f.bitSize);
       const shift = f.bitOffset!;
+      const min = f.signed ? -(1n << (bits - 1n)) : 0n;
+      const max = f.signed ? (1n << (bits - 1n)) - 1n : (1n << bits) - 1n;
       const coder: Coder = {
         enc(v, buf, off, path) {
-          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= 2 ** bits) {
-            throw new LoaderError(`${path}: expected an integer in 0..${2 ** bits - 1}`);
-          }
-          for (let i = 0; i < bits; i++) {
+          const n = typeof v === 'bigint' ? v : typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : undefined;
+          if (n === undefined || n < min || n > max) throw new LoaderError(`${path}: expected an integer in ${min}..${max}`);
+          const u = BigInt.asUintN(Number(bits), n);
+          for (let i = 0; i < Number(bits); i++) {
             const bit = shift + i;
             const byte = off + (bit >> 3);
-            if ((v / 2 ** i) & 1) buf[byte] |= 1 << (bit & 7);
+            if ((u >> BigInt(i)) & 1n) buf[byte] |= 1 << (bit & 7);
             else buf[byte] &= ~(1 << (bit & 7));
           }
         },
         dec(buf, off) {
-          let v = 0;
-          for (let i = 0; i < bits; i++) {
+          let u = 0n;
+          for (let i = 0; i < Number(bits); i++) {
             const bit = shift + i;
-            if ((buf[off + (bit >> 3)] >> (bit & 7)) & 1) v += 2 ** i;
+            if ((buf[off + (bit >> 3)] >> (bit & 7)) & 1) u |= 1n << BigInt(i);
           }
-          return v;
+          const n = f.signed ? BigInt.asIntN(Number(bits), u) : u;
+          return bits <= 32n ? Number(n) : n;
         },
       };
       return { f, coder };
@@ -232,6 +242,16 @@ function structCoder(btf: Btf, typeId: number, layout: Layout, depth: number): C
       }
       for (const k of Object.keys(v)) {
         if (!known.has(k)) throw new LoaderError(`${path}: ${layout.name} has no field '${k}' (fields: ${[...known].join(', ')})`);
+      }
+      // Members of one union overlap: setting two would silently keep only the last.
+      const chosen = new Map<string, { alt: number; name: string }>();
+      for (const f of layout.fields) {
+        if (!f.union || (v as Record<string, unknown>)[f.name] === undefined) continue;
+        const prev = chosen.get(f.union.group);
+        if (prev && prev.alt !== f.union.alt) {
+          throw new LoaderError(`${path}: '${prev.name}' and '${f.name}' are members of the same union; set only one`);
+        }
+        chosen.set(f.union.group, { alt: f.union.alt, name: f.name });
       }
       for (const { f, coder } of fields) {
         const x = (v as Record<string, unknown>)[f.name];
@@ -249,6 +269,8 @@ function structCoder(btf: Btf, typeId: number, layout: Layout, depth: number): C
 /**
  * A codec for a struct or union in `btf`. With `expected` (a generated or
  * hand-written layout), the BTF must match it exactly first.
+ * Decoding a union gives every member's reading of the bytes; encoding
+ * takes at most one member per union.
  * Values: integers up to 4 bytes are numbers, 8-byte integers bigints, bools
  * booleans, byte arrays Buffers, other arrays arrays, nested structs objects.
  * Fields left out encode as zero; unknown fields are an error.

@@ -88,14 +88,16 @@ export function generateTypes(btf: Btf, names: string[], opts: GenerateOptions =
       const layout = layoutOf(btf, id);
       out.push(`/** ${layout.name}, ${layout.size} bytes */`);
       out.push(`export interface ${tsName} {`);
-      const walk = (type: BtfType) => {
+      // Union members are optional: a value sets at most one of them.
+      const walk = (type: BtfType, inUnion: boolean) => {
         for (const m of type.members ?? []) {
           const mt = btf.resolve(m.type);
-          if (!m.name && (mt.kind === 'struct' || mt.kind === 'union')) walk(mt);
-          else out.push(`  ${m.name}: ${m.bitSize ? 'number' : tsTypeOf(btf, m.type, wanted)};`);
+          const optional = inUnion || type.kind === 'union';
+          if (!m.name && (mt.kind === 'struct' || mt.kind === 'union')) walk(mt, optional);
+          else out.push(`  ${m.name}${optional ? '?' : ''}: ${m.bitSize ? (m.bitSize > 32 ? 'bigint' : 'number') : tsTypeOf(btf, m.type, wanted)};`);
         }
       };
-      walk(r);
+      walk(r, false);
       out.push('}');
       out.push(`export const ${tsName}Layout = {`);
       out.push(`  size: ${layout.size},`);

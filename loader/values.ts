@@ -55,14 +55,18 @@ export function decodeValue(btf: Btf, typeId: number, buf: Buffer, offset = 0, d
         }
         return out;
       }
-      t.members!.forEach((m, i) => {
-        const name = m.name || `<anon${i}>`;
+      for (const m of t.members!) {
+        const mt = btf.resolve(m.type);
         if (m.bitSize) {
-          out[name] = readBits(buf, offset, m.bitOffset, m.bitSize);
+          const signed = mt.kind === 'int' ? ((mt.intEncoding ?? 0) & 1) !== 0 : !!mt.signed;
+          out[m.name] = readBits(buf, offset, m.bitOffset, m.bitSize, signed);
+        } else if (!m.name && (mt.kind === 'struct' || mt.kind === 'union')) {
+          // Anonymous members are lifted into the parent, as C (and codecFor) see them.
+          Object.assign(out, decodeValue(btf, m.type, buf, offset + m.bitOffset / 8, depth + 1));
         } else {
-          out[name] = decodeValue(btf, m.type, buf, offset + m.bitOffset / 8, depth + 1);
+          out[m.name] = decodeValue(btf, m.type, buf, offset + m.bitOffset / 8, depth + 1);
         }
-      });
+      }
       return out;
     }
     case 'float':
@@ -92,11 +96,12 @@ function readInt(buf: Buffer, offset: number, size: number, signed: boolean): nu
   }
 }
 
-function readBits(buf: Buffer, offset: number, bitOffset: number, bits: number): number {
+function readBits(buf: Buffer, offset: number, bitOffset: number, bits: number, signed: boolean): number | bigint {
   let v = 0n;
   for (let i = 0; i < bits; i++) {
     const bit = bitOffset + i;
     if ((buf[offset + (bit >> 3)] >> (bit & 7)) & 1) v |= 1n << BigInt(i);
   }
-  return Number(v);
+  const n = signed ? BigInt.asIntN(bits, v) : v;
+  return bits <= 32 ? Number(n) : n;
 }

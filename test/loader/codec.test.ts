@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkLayout, codecFor, generateTypes, layoutOf, loadCollectionSpec } from '../../loader/index.js';
+import { checkLayout, codecFor, decodeValue, generateTypes, layoutOf, loadCollectionSpec } from '../../loader/index.js';
 import { fixture, repoRoot } from '../lib/fixtures.js';
 
 const maps = loadCollectionSpec(fixture('maps')).btf!;
@@ -43,6 +43,19 @@ describe('codecFor', () => {
     expect(() => bits.encode({ a: 8 })).toThrow(/a: expected an integer in 0\.\.7/);
   });
 
+  it('takes one member per union and sign-extends signed bitfields', () => {
+    const addr = codecFor(kinds, 'struct addr');
+    const layout = layoutOf(kinds, 'struct addr');
+    expect(layout.fields.map((f) => [f.name, f.offset])).toEqual([['family', 0], ['v4', 4], ['v6', 4], ['delta', 20]]);
+    const v4 = addr.encode({ family: 2, v4: 0x0a000001, delta: -3 });
+    const back = addr.decode(v4);
+    expect(back).toMatchObject({ family: 2, v4: 0x0a000001, delta: -3 });
+    expect((back.v6 as Buffer).subarray(0, 4)).toEqual(Buffer.from([1, 0, 0, 10]));
+    expect(() => addr.encode({ v4: 1, v6: Buffer.alloc(16) })).toThrow(/'v4' and 'v6' are members of the same union; set only one/);
+    expect(() => addr.encode({ delta: 8 })).toThrow(/delta: expected an integer in -8\.\.7/);
+    expect(decodeValue(kinds, kinds.find('struct', 'addr')!.id, v4)).toMatchObject({ family: 2, v4: 0x0a000001, delta: -3 });
+  });
+
   it('checks a hand-written layout field by field', () => {
     expect(() => checkLayout(maps, 'struct proto_key', { size: 4, fields: { proto: { offset: 0, size: 1 }, dir: { offset: 1, size: 1 }, pad: { offset: 2, size: 2 } } })).not.toThrow();
     expect(() => checkLayout(maps, 'struct proto_key', { size: 4, fields: { proto: { offset: 0, size: 1 }, dir: { offset: 2, size: 1 }, pad: { offset: 2, size: 2 } } })).toThrow(
@@ -59,7 +72,8 @@ describe('generateTypes (bpf2go-like)', () => {
     const src = generateTypes(maps, ['struct proto_key', 'struct proto_stats', 'struct lpm_v4_key'], { source: 'maps.o' });
     expect(src).toContain('export interface ProtoKey {');
     expect(src).toMatch(/packets: bigint;/);
-    const kindsSrc = generateTypes(kinds, ['struct bits', 'enum colour']);
+    const kindsSrc = generateTypes(kinds, ['struct bits', 'struct addr', 'enum colour']);
+    expect(kindsSrc).toMatch(/  v4\?: number;\n  v6\?: Buffer;/);
     expect(kindsSrc).toMatch(/export const Colour = \{\n  RED: 1,\n  GREEN: 2,/);
 
     // The generated files typecheck under strict settings.
