@@ -190,6 +190,7 @@ async function loadProgram(
       type: p.type,
       name: p.name,
       expectedAttachType: p.attachType,
+      flags: p.flags,
       license: p.license,
       insns,
       btfFd: debug ? btf.fd : undefined,

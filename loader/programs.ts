@@ -43,6 +43,8 @@ export interface ProgramSpec {
   kind: string;
   type: number;
   attachType: number;
+  /** BPF_F_* load flags implied by the section (xdp.frags → XDP_HAS_FRAGS). */
+  flags: number;
   license: string;
   /** Linked instructions; map fds are filled in at load from `mapRefs`. */
   instructions: Buffer;
@@ -269,6 +271,7 @@ function link(elf: ElfFile, entry: Func, byKey: Map<string, Func>, btf: Btf | un
     kind: kind.kind,
     type: kind.progType,
     attachType: kind.attachType,
+    flags: kind.progFlags ?? 0,
     license,
     instructions: insns,
     mapRefs,

@@ -2,7 +2,7 @@
 // section-name conventions (libbpf's sec_defs table, `SEC("...")` in C).
 // Only exact names are accepted: an unknown section is an error naming it,
 // never a guess.
-import { AttachType, ProgType } from '../native/index.js';
+import { AttachType, ProgFlags, ProgType } from '../native/index.js';
 
 // The kernel's uapi numbers come from native/'s constants (importing them
 // does not load the addon, so the spec layer works without a build).
@@ -16,11 +16,13 @@ export interface SectionKind {
   attachType: number;
   /** A short human name for listings: 'xdp', 'tc', 'tcx/ingress', ... */
   kind: string;
+  /** BPF_F_* program flags the section implies (e.g. XDP_HAS_FRAGS). */
+  progFlags?: number;
 }
 
 const exact: Record<string, SectionKind> = {
   xdp: { progType: Prog.XDP, attachType: Attach.XDP, kind: 'xdp' },
-  'xdp.frags': { progType: Prog.XDP, attachType: Attach.XDP, kind: 'xdp' },
+  'xdp.frags': { progType: Prog.XDP, attachType: Attach.XDP, kind: 'xdp', progFlags: ProgFlags.XDP_HAS_FRAGS },
   tc: { progType: Prog.SCHED_CLS, attachType: 0, kind: 'tc' },
   classifier: { progType: Prog.SCHED_CLS, attachType: 0, kind: 'tc' },
   action: { progType: Prog.SCHED_ACT, attachType: 0, kind: 'tc-action' },

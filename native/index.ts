@@ -712,7 +712,9 @@ export class BpfMap extends Fd {
   /** The whole map via BPF_MAP_LOOKUP_BATCH, in chunks of batchSize (grown when a hash bucket does not fit). */
   lookupBatch(opts?: { batchSize?: number }): Array<[Buffer, Buffer]> {
     const def = Math.max(1, Math.min(this.#info.maxEntries, 1024));
-    const bs = optInt(opts?.batchSize, 'batchSize', 1, 1 << 20, def);
+    // Never more than the map holds, nor more than 64 MiB of keys+values per chunk.
+    const cap = Math.max(1, Math.min(this.#info.maxEntries, Math.floor((64 << 20) / (this.#info.keySize + this.#valueBufferSize))));
+    const bs = Math.min(optInt(opts?.batchSize, 'batchSize', 1, 1 << 20, def), cap);
     const { keys, values, count } = this.#open().lookupBatch(bs);
     const ks = this.#info.keySize;
     const vs = this.#valueBufferSize;
@@ -833,8 +835,11 @@ export interface TestRunOptions {
   dataSizeOut?: number;
   ctx?: Buffer;
   ctxSizeOut?: number;
+  /** At most 10,000,000. */
   repeat?: number;
   flags?: number;
+  /** Required with BPF_F_TEST_XDP_LIVE_FRAMES, which transmits the frames for real. */
+  allowLiveFrames?: boolean;
 }
 
 export interface TestRunResult {
@@ -913,9 +918,15 @@ export class BpfProgram extends Fd {
 
   /** BPF_PROG_TEST_RUN on the libuv pool. */
   testRun(opts: TestRunOptions = {}): Promise<TestRunResult> {
+    // repeat is bounded so one call cannot hold a libuv pool thread for long;
+    // BPF_F_TEST_XDP_LIVE_FRAMES (2) really transmits, so it must be asked for.
+    const flags = optInt(opts.flags, 'flags', 0, U32, 0);
+    if (flags & 2 && !opts.allowLiveFrames) {
+      throw new RangeError('testRun: flag BPF_F_TEST_XDP_LIVE_FRAMES sends real packets; pass allowLiveFrames: true to mean it');
+    }
     const o: Record<string, unknown> = {
-      repeat: optInt(opts.repeat, 'repeat', 0, I32, 0),
-      flags: optInt(opts.flags, 'flags', 0, U32, 0),
+      repeat: optInt(opts.repeat, 'repeat', 0, 10_000_000, 0),
+      flags,
     };
     let dataLen = 0;
     if (opts.data !== undefined) {

@@ -118,7 +118,10 @@ describe('sections.o', () => {
   it('maps every libbpf section name to its program and attach type', () => {
     const spec = loadCollectionSpec(fixture('sections'));
     const got = Object.fromEntries(Object.values(spec.programs).map((p) => [p.section, [p.type, p.attachType]]));
+    expect(spec.programs.s_xdp_frags.flags).toBe(32); // BPF_F_XDP_HAS_FRAGS
+    expect(spec.programs.s_xdp.flags).toBe(0);
     expect(got).toEqual({
+      'xdp.frags': [6, 37],
       xdp: [6, 37],
       tc: [3, 0],
       classifier: [3, 0],
