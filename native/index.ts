@@ -1101,7 +1101,8 @@ export class RingBuffer {
 
   /**
    * Drains what is there now, synchronously (in passes of `batch`, until a
-   * pass finds the rings empty); returns the number of records delivered.
+   * pass finds the rings empty, at most 64 passes so a producer as fast as
+   * JS cannot keep it here forever); returns the number of records delivered.
    * An exception from onRecord propagates (see the class comment). Must not
    * be called from inside onRecord.
    */

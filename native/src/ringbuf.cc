@@ -340,7 +340,10 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
     Napi::Function fn = info[0].As<Napi::Function>();
     uint64_t total = 0;
     bool more = true;
-    while (more && !closed_) {
+    // Bounded: a producer as fast as JS would otherwise keep us here forever.
+    // What is left stays in the ring for the next call.
+    const int kMaxPasses = 64;
+    for (int pass = 0; more && !closed_ && pass < kMaxPasses; pass++) {
       if (Pending() == 0) {
         size_t got = Fill(env, batch_);
         if (got == 0) break;
