@@ -8,7 +8,9 @@ ARCH        := $(shell uname -m)
 CLANG       ?= clang
 # -mcpu=v3: 32-bit subregisters and jmp32 (kernel >= 5.1) for tighter code, and
 # value-returning atomics that clang 14 cannot lower for the v1 default.
+# -fdebug-prefix-map: objects do not depend on where the checkout lives.
 BPF_CFLAGS  := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \
+               -fdebug-prefix-map=$(CURDIR)=. \
                -I/usr/include/$(ARCH)-linux-gnu -Ibpf/include
 BUILD       := build
 

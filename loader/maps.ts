@@ -206,6 +206,7 @@ export function parseBtfMaps(elf: ElfFile, btf: Btf | undefined): MapSpec[] {
     if (v.kind !== 'var' || v.type === undefined) {
       throw new LoaderError(`${elf.source}: .maps holds a ${v.kind}, expected variables`);
     }
+    if (!v.name) throw new LoaderError(`${elf.source}: .maps holds a map variable with no name`);
     const def = btf.resolve(v.type);
     const spec = mapFromBtf(btf, v.name, def, false);
 

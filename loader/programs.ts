@@ -84,6 +84,7 @@ function splitFunctions(elf: ElfFile, sec: ElfSection, isProgSection: boolean): 
   if (syms.length === 0) throw new LoaderError(`${elf.source}: section ${sec.name} holds code but no function symbol`);
   const funcs: Func[] = [];
   syms.forEach((s, i) => {
+    if (!s.name) throw new LoaderError(`${elf.source}: section ${sec.name} has a function symbol with no name`);
     if (s.value % INSN_SIZE !== 0) throw new LoaderError(`${elf.source}: function ${s.name} starts at unaligned offset ${s.value}`);
     const start = s.value / INSN_SIZE;
     const next = i + 1 < syms.length ? syms[i + 1].value / INSN_SIZE : n;
