@@ -9,7 +9,6 @@ import {
   BpfLink,
   BpfMap,
   BpfProgram,
-  Fd,
   MapType,
   ProgType,
   TcAction,
@@ -19,15 +18,11 @@ import {
   xdp,
 } from '../../native/index.js';
 import { NetnsLab } from '../lib/netns.js';
-import { counterProg, requireKernel, u32 } from './helpers.js';
+import { counterProg, fdTracker, requireKernel, u32 } from './helpers.js';
 
 const enabled = requireKernel();
 
-const opened: Fd[] = [];
-function track<T extends Fd>(x: T): T {
-  opened.push(x);
-  return x;
-}
+const { track, closeAll } = fdTracker();
 
 function counter(name: string): BpfMap {
   return track(BpfMap.create({ type: MapType.ARRAY, name, keySize: 4, valueSize: 8, maxEntries: 1 }));
@@ -60,7 +55,7 @@ describe.skipIf(!enabled)('attach in network namespaces', () => {
   });
 
   afterAll(async () => {
-    for (const f of opened) f.close();
+    closeAll();
     await lab.cleanup();
   });
 

@@ -2,7 +2,7 @@
 // involved here), kernel gating and a private bpffs directory.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
-import { nativeAvailable } from '../../native/index.js';
+import { Fd, nativeAvailable } from '../../native/index.js';
 import { requireRoot } from '../lib/netns.js';
 import { eth } from '../lib/packet.js';
 
@@ -21,6 +21,20 @@ export function requireKernel(): boolean {
     return false;
   }
   return true;
+}
+
+/** Handles a test file makes; closeAll() (in afterAll) closes them even when a test failed half-way. */
+export function fdTracker(): { track<T extends Fd>(x: T): T; closeAll(): void } {
+  const opened: Fd[] = [];
+  return {
+    track<T extends Fd>(x: T): T {
+      opened.push(x);
+      return x;
+    },
+    closeAll() {
+      for (const f of opened.splice(0)) f.close();
+    },
+  };
 }
 
 function ensureBpffs(): void {

@@ -5,7 +5,6 @@ import {
   BpfError,
   BpfMap,
   BpfProgram,
-  Fd,
   MapFlags,
   MapType,
   ProgType,
@@ -13,16 +12,11 @@ import {
   possibleCpus,
   unpin,
 } from '../../native/index.js';
-import { pinDir, requireKernel, retProg, u32, u64 } from './helpers.js';
+import { fdTracker, pinDir, requireKernel, retProg, u32, u64 } from './helpers.js';
 
 const enabled = requireKernel();
 
-/** Maps made by a test; closed in afterAll even when a test failed half-way. */
-const opened: Fd[] = [];
-function track<T extends Fd>(x: T): T {
-  opened.push(x);
-  return x;
-}
+const { track, closeAll } = fdTracker();
 
 function hash(maxEntries = 64, name = 'weirtest_hash'): BpfMap {
   return track(BpfMap.create({ type: MapType.HASH, name, keySize: 4, valueSize: 8, maxEntries }));
@@ -34,7 +28,7 @@ describe.skipIf(!enabled)('BpfMap', () => {
     pins = pinDir('maps');
   });
   afterAll(() => {
-    for (const f of opened) f.close();
+    closeAll();
     pins?.remove();
   });
 

@@ -1,7 +1,8 @@
 // Tail calls through a program array the loader fills from the object's
 // static initialiser, and bpf_loop callbacks (BPF_PSEUDO_FUNC relocations).
-import { afterEach, describe, expect, it } from 'vitest';
-import { Collection, ConstValue, loadCollectionSpec } from '../../loader/index.js';
+import { describe, expect, it } from 'vitest';
+import { ConstValue, loadCollectionSpec } from '../../loader/index.js';
+import { fixtureCollections } from '../lib/collections.js';
 import { fixture } from '../lib/fixtures.js';
 import { requireRoot } from '../lib/netns.js';
 import { eth } from '../lib/packet.js';
@@ -13,15 +14,8 @@ const XDP_TX = 3;
 const pkt = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }).udp({ sport: 1, dport: 2 }).build();
 
 describe.skipIf(skip)('calls.o', () => {
-  const open: Collection[] = [];
-  const load = async (constants?: Record<string, ConstValue>) => {
-    const c = await loadCollectionSpec(fixture('calls')).load({ constants });
-    open.push(c);
-    return c;
-  };
-  afterEach(() => {
-    for (const c of open.splice(0)) c.close();
-  });
+  const colls = fixtureCollections();
+  const load = (constants?: Record<string, ConstValue>) => colls.load('calls', { constants });
 
   it('reads the program array initialiser: slot 0 and 2 filled, the rest empty', async () => {
     const spec = loadCollectionSpec(fixture('calls'));

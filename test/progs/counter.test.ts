@@ -1,10 +1,10 @@
 // Program tests: the maps.o fixture loaded for real and run with
 // BPF_PROG_TEST_RUN on packets built in TypeScript. Asserts the verdict, the
 // bytes that come out and the map state, as Cilium's bpf/tests do.
-import { mkdirSync, rmSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Collection, ConstValue, loadCollectionSpec } from '../../loader/index.js';
 import { BpfMap, possibleCpus } from '../../native/index.js';
+import { fixtureCollections } from '../lib/collections.js';
 import { fixture } from '../lib/fixtures.js';
 import { requireRoot } from '../lib/netns.js';
 import { eth, verifyChecksums } from '../lib/packet.js';
@@ -35,17 +35,8 @@ const stats = (m: BpfMap, proto: number, dir = 0) => {
 const global64 = (c: Collection, sec: string) => c.maps[sec].lookup(u32(0))!.readBigUInt64LE(0);
 
 describe.skipIf(skip)('maps.o under BPF_PROG_TEST_RUN', () => {
-  const open: Collection[] = [];
-  const load = async (constants?: Record<string, ConstValue>) => {
-    const c = await loadCollectionSpec(fixture('maps')).load({ pinRoot, constants });
-    open.push(c);
-    return c;
-  };
-  beforeAll(() => mkdirSync(pinRoot, { recursive: true }));
-  afterEach(() => {
-    for (const c of open.splice(0)) c.close();
-  });
-  afterAll(() => rmSync(pinRoot, { recursive: true, force: true }));
+  const colls = fixtureCollections(pinRoot);
+  const load = (constants?: Record<string, ConstValue>) => colls.load('maps', { constants });
 
   it('XDP: passes a UDP packet unchanged and counts it by protocol', async () => {
     const c = await load();
@@ -152,7 +143,7 @@ describe.skipIf(skip)('maps.o under BPF_PROG_TEST_RUN', () => {
     spec.maps.proto_stats.maxEntries = 4096;
     spec.maps.lru_sizes.maxEntries = 77;
     const c = await spec.load({ pinRoot, programs: ['xdp_count'] });
-    open.push(c);
+    colls.keep(c);
     expect(c.maps.proto_stats.info.maxEntries).toBe(4096);
     expect(c.maps.lru_sizes.info.maxEntries).toBe(77);
     expect(Object.keys(c.programs)).toEqual(['xdp_count']);
@@ -163,9 +154,9 @@ describe.skipIf(skip)('maps.o under BPF_PROG_TEST_RUN', () => {
   it('constants given to load() apply to that load only', async () => {
     const spec = loadCollectionSpec(fixture('maps'));
     const drop = await spec.load({ pinRoot, constants: { xdp_verdict: XDP_DROP } });
-    open.push(drop);
+    colls.keep(drop);
     const plain = await spec.load({ pinRoot });
-    open.push(plain);
+    colls.keep(plain);
     expect((await drop.programs.xdp_count.testRun({ data: udp() })).retval).toBe(XDP_DROP);
     expect((await plain.programs.xdp_count.testRun({ data: udp() })).retval).toBe(XDP_PASS);
   });

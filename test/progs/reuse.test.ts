@@ -1,9 +1,9 @@
 // Loading the same object again over its pins, as an agent restart or an
 // upgrade does, and maps handed in by the caller.
-import { mkdirSync, rmSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Collection, ConstValue, loadCollectionSpec } from '../../loader/index.js';
+import { describe, expect, it } from 'vitest';
+import { ConstValue, LoadOptions, loadCollectionSpec } from '../../loader/index.js';
 import { BpfMap, possibleCpus } from '../../native/index.js';
+import { fixtureCollections } from '../lib/collections.js';
 import { fixture } from '../lib/fixtures.js';
 import { requireRoot } from '../lib/netns.js';
 import { eth } from '../lib/packet.js';
@@ -17,17 +17,8 @@ const pkt = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ s
 const u32 = (n: number) => Buffer.from([n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24]);
 
 describe.skipIf(skip)('reloading and replacements', () => {
-  const open: Collection[] = [];
-  const load = async (name: string, constants?: Record<string, ConstValue>, extra: object = {}) => {
-    const c = await loadCollectionSpec(fixture(name)).load({ pinRoot, constants, ...extra });
-    open.push(c);
-    return c;
-  };
-  beforeAll(() => mkdirSync(pinRoot, { recursive: true }));
-  afterEach(() => {
-    for (const c of open.splice(0)) c.close();
-  });
-  afterAll(() => rmSync(pinRoot, { recursive: true, force: true }));
+  const colls = fixtureCollections(pinRoot);
+  const load = (name: string, constants?: Record<string, ConstValue>, extra: LoadOptions = {}) => colls.load(name, { constants, ...extra });
 
   it('an upgrade reuses the pinned devmap and points the pinned program array at the new programs', async () => {
     const v1 = await load('upgrade');
@@ -47,8 +38,7 @@ describe.skipIf(skip)('reloading and replacements', () => {
   });
 
   it('loads static maps, found by their offset in .maps', async () => {
-    const c = await loadCollectionSpec(fixture('static_maps')).load();
-    open.push(c);
+    const c = colls.keep(await loadCollectionSpec(fixture('static_maps')).load());
     expect(c.maps.outer_static.lookup(u32(1))!.readUInt32LE(0)).toBe(c.maps.second_static.info.id);
     c.maps.first_static.update(u32(1), u32(1));
     c.maps.second_static.update(u32(0), u32(1));
