@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "common.h"
 
@@ -119,9 +120,47 @@ class LoadWorker : public Napi::AsyncWorker {
 
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
+  // The kernel reads btfFd and the map fds inside ld_imm64 instructions on the
+  // pool thread. Duplicate them now, on the JS thread, so a caller closing a
+  // handle during the load (and the number being reused) cannot change which
+  // objects the program binds to. An fd that cannot be duplicated is left as
+  // it is, so the kernel reports it in its own words.
+  void HoldFds() {
+    std::map<int, int> dups;
+    auto hold = [&](int fd) -> int {
+      if (fd <= 0) return fd;
+      auto it = dups.find(fd);
+      if (it != dups.end()) return it->second;
+      int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (d < 0) return fd;
+      held_.push_back(d);
+      dups[fd] = d;
+      return d;
+    };
+    btfFd = static_cast<uint32_t>(hold(static_cast<int>(btfFd)));
+    const size_t n = insns.size() / 8;
+    for (size_t i = 0; i + 1 < n; i++) {
+      uint8_t* insn = &insns[i * 8];
+      if (insn[0] != 0x18) continue;  // BPF_LD | BPF_IMM | BPF_DW
+      uint8_t src = insn[1] >> 4;
+      if (src == 1 || src == 2) {  // BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
+        int32_t imm;
+        memcpy(&imm, insn + 4, 4);
+        int32_t held = hold(imm);
+        memcpy(insn + 4, &held, 4);
+      }
+      i++;  // second half of the 16-byte instruction
+    }
+  }
+
+  ~LoadWorker() override {
+    for (int fd : held_) close(fd);
+  }
+
  private:
   Napi::Promise::Deferred deferred_;
   std::vector<char> log_;
+  std::vector<int> held_;
   NativeError err_;
   int fd_ = -1;
 };
@@ -163,6 +202,7 @@ static Napi::Value ProgLoad(const Napi::CallbackInfo& info) {
         ThrowType(env, "progLoad: lineInfo length must be a multiple of lineInfoRecSize");
       w->lineInfo = ToVec(li);
     }
+    w->HoldFds();
   } catch (...) {
     delete w;
     throw;

@@ -1,15 +1,11 @@
 // Programs and BTF through the native facade (root).
 import { afterAll, describe, expect, it } from 'vitest';
-import { BpfError, BpfMap, BpfProgram, Btf, Fd, MapType, ProgType, XdpAction } from '../../native/index.js';
-import { R0, asm, counterProg, prog, requireKernel, retProg, u32, udpFrame } from './helpers.js';
+import { BpfError, BpfMap, BpfProgram, Btf, MapType, ProgType, XdpAction } from '../../native/index.js';
+import { R0, asm, counterProg, fdTracker, prog, requireKernel, retProg, u32, udpFrame } from './helpers.js';
 
 const enabled = requireKernel();
 
-const opened: Fd[] = [];
-function track<T extends Fd>(x: T): T {
-  opened.push(x);
-  return x;
-}
+const { track, closeAll } = fdTracker();
 
 /** A BTF blob with one type: [1] INT 'int' size 4, 32 bits, signed. */
 function intBtf(opts: { bits?: number; magic?: number } = {}): Buffer {
@@ -33,7 +29,7 @@ function intBtf(opts: { bits?: number; magic?: number } = {}): Buffer {
 
 describe.skipIf(!enabled)('Btf', () => {
   afterAll(() => {
-    for (const f of opened) f.close();
+    closeAll();
   });
 
   it('loads a hand-built blob with one int type, and maps can use it', () => {
@@ -77,7 +73,19 @@ describe.skipIf(!enabled)('Btf', () => {
 
 describe.skipIf(!enabled)('BpfProgram', () => {
   afterAll(() => {
-    for (const f of opened) f.close();
+    closeAll();
+  });
+
+  it('binds the maps it was given even if their handles close during the load', async () => {
+    const original = BpfMap.create({ type: MapType.ARRAY, name: 'weirtest_orig', keySize: 4, valueSize: 8, maxEntries: 1 });
+    const originalId = original.info.id;
+    const loading = BpfProgram.load({ type: ProgType.XDP, license: 'GPL', insns: counterProg(original.fd, XdpAction.PASS) });
+    original.close(); // the fd number is free again...
+    const impostor = track(BpfMap.create({ type: MapType.ARRAY, name: 'weirtest_imp', keySize: 4, valueSize: 8, maxEntries: 1 }));
+    const p = track(await loading);
+    // ...but the program holds the map that was meant, not whatever took the number.
+    expect(p.info.mapIds).toEqual([originalId]);
+    expect(p.info.mapIds).not.toContain(impostor.info.id);
   });
 
   it('loads an XDP program and test-runs it', async () => {
