@@ -37,7 +37,7 @@ $(BUILD)/bpf/%.o: bpf/%.c $(BPF_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD)/fixtures/%.o: test/fixtures/%.c
+$(BUILD)/fixtures/%.o: test/fixtures/%.c $(wildcard test/fixtures/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

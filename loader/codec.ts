@@ -62,6 +62,11 @@ export function findType(btf: Btf, ref: string | number): BtfType {
   throw new LoaderError(`BTF has no type named ${ref}`);
 }
 
+/** A layout as checkLayout expects it: size and each field's place. */
+export function expectedLayoutOf(layout: Layout): ExpectedLayout {
+  return { size: layout.size, fields: Object.fromEntries(layout.fields.map((f) => [f.name, { offset: f.offset, size: f.size }])) };
+}
+
 /** The flattened field list of a struct/union: nested anonymous members are lifted, as in C. */
 export function layoutOf(btf: Btf, ref: string | number): Layout {
   const t = findType(btf, ref);
@@ -94,23 +99,30 @@ export function layoutOf(btf: Btf, ref: string | number): Layout {
   return { name: btf.describe(t.id), size: btf.sizeOf(t.id), fields };
 }
 
-/** Throws a LoaderError naming the first field whose place differs from what the code expects. */
-export function checkLayout(btf: Btf, ref: string | number, expected: ExpectedLayout): Layout {
+/** Names for the two sides in messages: `btf` is `actual`, `expected` is `expected`. */
+export interface LayoutLabels {
+  actual: string;
+  expected: string;
+}
+
+/** Throws a LoaderError naming every field whose place differs from what the code expects. */
+export function checkLayout(btf: Btf, ref: string | number, expected: ExpectedLayout, labels: LayoutLabels = { actual: 'BTF', expected: 'the code' }): Layout {
   const actual = layoutOf(btf, ref);
+  const { actual: A, expected: E } = labels;
   const problems: string[] = [];
-  if (actual.size !== expected.size) problems.push(`size is ${actual.size} in BTF but ${expected.size} in the code`);
+  if (actual.size !== expected.size) problems.push(`size is ${actual.size} in ${A} but ${expected.size} in ${E}`);
   const byName = new Map(actual.fields.map((f) => [f.name, f]));
   for (const [name, want] of Object.entries(expected.fields)) {
     const got = byName.get(name);
     if (!got) {
-      problems.push(`field ${name} is missing from BTF`);
+      problems.push(`field ${name} is missing from ${A}`);
       continue;
     }
-    if (got.offset !== want.offset) problems.push(`field ${name} is at offset ${got.offset} in BTF but ${want.offset} in the code`);
-    if (got.size !== want.size) problems.push(`field ${name} is ${got.size} bytes in BTF but ${want.size} in the code`);
+    if (got.offset !== want.offset) problems.push(`field ${name} is at offset ${got.offset} in ${A} but ${want.offset} in ${E}`);
+    if (got.size !== want.size) problems.push(`field ${name} is ${got.size} bytes in ${A} but ${want.size} in ${E}`);
   }
   for (const f of actual.fields) {
-    if (!(f.name in expected.fields)) problems.push(`field ${f.name} (${f.type}, offset ${f.offset}) is in BTF but not in the code`);
+    if (!(f.name in expected.fields)) problems.push(`field ${f.name} (${f.type}, offset ${f.offset}) is in ${A} but not in ${E}`);
   }
   if (problems.length) throw new LoaderError(`layout of ${actual.name} drifted: ${problems.join('; ')}`);
   return actual;

@@ -5,6 +5,8 @@ import { existsSync } from 'node:fs';
 import { BpfError, BpfMap, BpfProgram, Btf as KernelBtf, MapFlags, MapType, possibleCpus, unpin } from '../native/index.js';
 import type { Collection, CollectionSpec, LoadOptions } from './collection.js';
 import { pinPath } from './collection.js';
+import { parseBtf } from './btf.js';
+import { checkLayout, expectedLayoutOf, layoutOf } from './codec.js';
 import { LoaderError } from './errors.js';
 import { MapSpec, PIN_BY_NAME } from './maps.js';
 import { INSN_SIZE, ProgramSpec, encodeFuncInfo, encodeLineInfo } from './programs.js';
@@ -22,6 +24,44 @@ export function checkMapCompatible(spec: MapSpec, m: BpfMap, where: string): voi
       throw new LoaderError(
         `${where}: ${f} is ${info[f]} in the existing map but ${spec[f]} in the spec for ${spec.name}; ` +
           `refusing to replace it (remove it explicitly to recreate)`,
+      );
+    }
+  }
+}
+
+/**
+ * The key and value types of an existing map, from the BTF the kernel keeps
+ * for it, against the spec's: same sizes are not enough, a reordered struct
+ * would be reused and misread.
+ */
+export function checkMapBtf(spec: CollectionSpec, ms: MapSpec, m: BpfMap, where: string): void {
+  const info = m.info;
+  const sides = [
+    ['key', ms.btfKeyTypeId, info.btfKeyTypeId],
+    ['value', ms.btfValueTypeId, info.btfValueTypeId],
+  ] as const;
+  if (!spec.btf || !info.btfId || sides.every(([, ours, theirs]) => !ours || !theirs)) return;
+  const kernel = KernelBtf.fromId(info.btfId);
+  let pinned;
+  try {
+    pinned = parseBtf(kernel.raw(), `${where} (kernel BTF ${info.btfId})`);
+  } finally {
+    kernel.close();
+  }
+  for (const [what, ours, theirs] of sides) {
+    if (!ours || !theirs) continue;
+    const a = spec.btf.resolve(ours);
+    const b = pinned.resolve(theirs);
+    const isAggregate = (k: string) => k === 'struct' || k === 'union';
+    if (isAggregate(a.kind) && isAggregate(b.kind)) {
+      try {
+        checkLayout(spec.btf, ours, expectedLayoutOf(layoutOf(pinned, theirs)), { actual: 'the new object', expected: 'the existing map' });
+      } catch (e) {
+        throw new LoaderError(`${where}: ${what} of ${ms.name}: ${(e as Error).message}; refusing to reuse it`, { cause: e });
+      }
+    } else if (isAggregate(a.kind) !== isAggregate(b.kind)) {
+      throw new LoaderError(
+        `${where}: ${what} of ${ms.name} is ${pinned.describe(theirs)} in the existing map but ${spec.btf.describe(ours)} in the new object; refusing to reuse it`,
       );
     }
   }
@@ -96,6 +136,7 @@ export async function loadCollection(original: CollectionSpec, opts: LoadOptions
       const replacement = opts.mapReplacements?.[ms.name];
       if (replacement) {
         checkMapCompatible(ms, replacement, `replacement for map ${ms.name}`);
+        checkMapBtf(spec, ms, replacement, `replacement for map ${ms.name}`);
         // Our own fd: closing the collection must not close the caller's handle.
         maps[ms.name] = replacement.dup();
         continue;
@@ -107,6 +148,7 @@ export async function loadCollection(original: CollectionSpec, opts: LoadOptions
           const m = BpfMap.fromPin(path);
           try {
             checkMapCompatible(ms, m, `pinned map ${path}`);
+            checkMapBtf(spec, ms, m, `pinned map ${path}`);
           } catch (e) {
             m.close();
             throw e;

@@ -313,6 +313,7 @@ interface RawAddon {
   progInfo(fd: number): ProgInfo;
   btfLoad(blob: Buffer, logLevel?: number): { fd: number; log: string };
   btfInfo(fd: number): { id: number; size: number };
+  btfRaw(fd: number): Buffer;
   linkInfo(fd: number): LinkInfo;
   ifindex(name: string, netns?: string): number;
   tcCreateHook(ifindex: number, netns?: string): void;
@@ -792,6 +793,11 @@ export class Btf extends Fd {
   get id(): number {
     this.#id ??= addon().btfInfo(this.fd).id;
     return this.#id;
+  }
+
+  /** The raw BTF blob the kernel holds for this object (parse it with loader's parseBtf). */
+  raw(): Buffer {
+    return addon().btfRaw(this.fd);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -417,6 +418,30 @@ static Napi::Value BtfInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// btfRaw(fd) -> Buffer: the BTF blob the kernel holds (for comparing a pinned
+// map's key/value layout with what a new object expects).
+static Napi::Value BtfRaw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  struct bpf_btf_info bi;
+  memset(&bi, 0, sizeof bi);
+  uint32_t len = sizeof bi;
+  if (bpf_obj_get_info_by_fd(fd, &bi, &len) < 0) {
+    int e = errno;
+    ThrowErrno(env, e, "bpf_obj_get_info_by_fd", "BTF info (fd " + std::to_string(fd) + ")");
+  }
+  std::vector<uint8_t> blob(bi.btf_size);
+  memset(&bi, 0, sizeof bi);
+  bi.btf = reinterpret_cast<uint64_t>(blob.data());
+  bi.btf_size = static_cast<uint32_t>(blob.size());
+  len = sizeof bi;
+  if (bpf_obj_get_info_by_fd(fd, &bi, &len) < 0) {
+    int e = errno;
+    ThrowErrno(env, e, "bpf_obj_get_info_by_fd", "BTF blob (fd " + std::to_string(fd) + ")");
+  }
+  return Napi::Buffer<uint8_t>::Copy(env, blob.data(), std::min<size_t>(blob.size(), bi.btf_size));
+}
+
 // --- linkInfo(fd) ---------------------------------------------------------------
 
 static Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
@@ -440,6 +465,7 @@ void InitProgs(Napi::Env env, Napi::Object exports) {
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo, "progInfo"));
   exports.Set("btfLoad", Napi::Function::New(env, BtfLoad, "btfLoad"));
   exports.Set("btfInfo", Napi::Function::New(env, BtfInfo, "btfInfo"));
+  exports.Set("btfRaw", Napi::Function::New(env, BtfRaw, "btfRaw"));
   exports.Set("linkInfo", Napi::Function::New(env, LinkInfo, "linkInfo"));
 }
 

@@ -7,7 +7,7 @@ import { LoaderError, parseCollectionSpec } from '../../loader/index.js';
 import { fixture } from '../lib/fixtures.js';
 import { mutations } from './parse/mutate.js';
 
-const OBJECTS = ['maps', 'sections', 'reject', 'pin_v1', 'core', 'calls', 'static_maps', 'upgrade'];
+const OBJECTS = ['maps', 'sections', 'reject', 'pin_v1', 'core', 'calls', 'static_maps', 'upgrade', 'layout_v1'];
 const PER_OBJECT = 1000;
 
 describe('collection spec fuzzing', () => {

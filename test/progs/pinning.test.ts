@@ -53,6 +53,22 @@ describe.skipIf(skip)('pinning', () => {
     coll.close();
   });
 
+  it('refuses a pinned map whose value has the same size but another layout', async () => {
+    const v1 = await loadCollectionSpec(fixture('layout_v1')).load({ pinRoot });
+    v1.close();
+    // Same name, same 8-byte value, fields reordered: reusing it would misread every entry.
+    await expect(loadCollectionSpec(fixture('layout_v2')).load({ pinRoot })).rejects.toThrow(
+      /pinned map .*flows: value of flows: layout of struct flow drifted: field packets is at offset 4 in the new object but 0 in the existing map; field bytes is at offset 0 in the new object but 4 in the existing map; refusing to reuse it/,
+    );
+    // Same size, a counter instead of a struct.
+    await expect(loadCollectionSpec(fixture('layout_v3')).load({ pinRoot })).rejects.toThrow(
+      /value of flows is struct flow in the existing map but __u64 in the new object; refusing to reuse it/,
+    );
+    // The same layout is reused as before.
+    const again = await loadCollectionSpec(fixture('layout_v1')).load({ pinRoot });
+    again.close();
+  });
+
   it('needs a pin root for maps pinned by name', async () => {
     await expect(loadCollectionSpec(fixture('pin_v1')).load()).rejects.toThrow(/shared_state is pinned by name but no pinRoot/);
   });
