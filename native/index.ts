@@ -849,6 +849,7 @@ export interface TestRunOptions {
 }
 
 export interface TestRunResult {
+  /** The program's return value as a signed 32-bit int (tc's TC_ACT_UNSPEC is -1). */
   retval: number;
   durationNs: number;
   /** sliced to data_size_out */
@@ -923,7 +924,7 @@ export class BpfProgram extends Fd {
   }
 
   /** BPF_PROG_TEST_RUN on the libuv pool. */
-  testRun(opts: TestRunOptions = {}): Promise<TestRunResult> {
+  async testRun(opts: TestRunOptions = {}): Promise<TestRunResult> {
     // repeat is bounded so one call cannot hold a libuv pool thread for long;
     // BPF_F_TEST_XDP_LIVE_FRAMES (2) really transmits, so it must be asked for.
     const flags = optInt(opts.flags, 'flags', 0, U32, 0);
@@ -942,7 +943,8 @@ export class BpfProgram extends Fd {
     o.dataSizeOut = optInt(opts.dataSizeOut, 'dataSizeOut', 0, 1 << 30, dataLen + 256);
     if (opts.ctx !== undefined) o.ctx = toBuffer(opts.ctx, 'ctx');
     if (opts.ctxSizeOut !== undefined) o.ctxSizeOut = checkInt(opts.ctxSizeOut, 'ctxSizeOut', 0, 1 << 20);
-    return addon().progTestRun(this.fd, o);
+    const r = await addon().progTestRun(this.fd, o);
+    return { ...r, retval: r.retval | 0 };
   }
 
   pin(path: string): void {

@@ -1,7 +1,7 @@
 // Bounds the facade keeps so a call cannot abort the process, hold a pool
 // thread for long, or send packets outside a namespace.
 import { describe, expect, it } from 'vitest';
-import { BpfMap, BpfProgram, MapType, ProgType, XdpAction } from '../../native/index.js';
+import { BpfMap, BpfProgram, MapType, ProgType, TcAction, XdpAction } from '../../native/index.js';
 import { requireKernel, retProg, udpFrame } from './helpers.js';
 
 const enabled = requireKernel();
@@ -17,11 +17,20 @@ describe.skipIf(!enabled)('native limits', () => {
     }
   });
 
+  it('testRun gives the return value signed: TC_ACT_UNSPEC is -1', async () => {
+    const p = await BpfProgram.load({ type: ProgType.SCHED_CLS, license: 'GPL', insns: retProg(TcAction.UNSPEC) });
+    try {
+      expect((await p.testRun({ data: udpFrame() })).retval).toBe(TcAction.UNSPEC);
+    } finally {
+      p.close();
+    }
+  });
+
   it('testRun refuses live frames unless asked, and caps repeat', async () => {
     const p = await BpfProgram.load({ type: ProgType.XDP, license: 'GPL', insns: retProg(XdpAction.PASS) });
     try {
-      expect(() => p.testRun({ data: udpFrame(), flags: 2 })).toThrow(/LIVE_FRAMES sends real packets; pass allowLiveFrames/);
-      expect(() => p.testRun({ data: udpFrame(), repeat: 20_000_000 })).toThrow(/repeat must be in \[0, 10000000\]/);
+      await expect(p.testRun({ data: udpFrame(), flags: 2 })).rejects.toThrow(/LIVE_FRAMES sends real packets; pass allowLiveFrames/);
+      await expect(p.testRun({ data: udpFrame(), repeat: 20_000_000 })).rejects.toThrow(/repeat must be in \[0, 10000000\]/);
     } finally {
       p.close();
     }
