@@ -404,14 +404,25 @@ static Napi::Value BtfLoad(const Napi::CallbackInfo& info) {
   }
 }
 
-static Napi::Value BtfInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgFd(info, 0, "fd");
+// BTF object info; with `blob`, the kernel also copies the raw BTF into it.
+static struct bpf_btf_info GetBtfInfo(Napi::Env env, int fd, std::vector<uint8_t>* blob) {
   struct bpf_btf_info bi;
   memset(&bi, 0, sizeof bi);
+  if (blob) {
+    bi.btf = reinterpret_cast<uint64_t>(blob->data());
+    bi.btf_size = static_cast<uint32_t>(blob->size());
+  }
   uint32_t len = sizeof bi;
-  if (bpf_obj_get_info_by_fd(fd, &bi, &len) < 0)
-    ThrowErrno(env, errno, "bpf_obj_get_info_by_fd", "BTF info (fd " + std::to_string(fd) + ")");
+  if (bpf_obj_get_info_by_fd(fd, &bi, &len) < 0) {
+    int e = errno;
+    ThrowErrno(env, e, "bpf_obj_get_info_by_fd", std::string(blob ? "BTF blob" : "BTF info") + " (fd " + std::to_string(fd) + ")");
+  }
+  return bi;
+}
+
+static Napi::Value BtfInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct bpf_btf_info bi = GetBtfInfo(env, ArgFd(info, 0, "fd"), nullptr);
   Napi::Object o = Napi::Object::New(env);
   o.Set("id", bi.id);
   o.Set("size", bi.btf_size);
@@ -423,22 +434,8 @@ static Napi::Value BtfInfo(const Napi::CallbackInfo& info) {
 static Napi::Value BtfRaw(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
-  struct bpf_btf_info bi;
-  memset(&bi, 0, sizeof bi);
-  uint32_t len = sizeof bi;
-  if (bpf_obj_get_info_by_fd(fd, &bi, &len) < 0) {
-    int e = errno;
-    ThrowErrno(env, e, "bpf_obj_get_info_by_fd", "BTF info (fd " + std::to_string(fd) + ")");
-  }
-  std::vector<uint8_t> blob(bi.btf_size);
-  memset(&bi, 0, sizeof bi);
-  bi.btf = reinterpret_cast<uint64_t>(blob.data());
-  bi.btf_size = static_cast<uint32_t>(blob.size());
-  len = sizeof bi;
-  if (bpf_obj_get_info_by_fd(fd, &bi, &len) < 0) {
-    int e = errno;
-    ThrowErrno(env, e, "bpf_obj_get_info_by_fd", "BTF blob (fd " + std::to_string(fd) + ")");
-  }
+  std::vector<uint8_t> blob(GetBtfInfo(env, fd, nullptr).btf_size);
+  struct bpf_btf_info bi = GetBtfInfo(env, fd, &blob);
   return Napi::Buffer<uint8_t>::Copy(env, blob.data(), std::min<size_t>(blob.size(), bi.btf_size));
 }
 
