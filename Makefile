@@ -22,7 +22,7 @@ BPF_HEADERS  := $(wildcard bpf/include/*.h)
 ADDON        := native/build/Release/weir_native.node
 NATIVE_SRCS  := $(wildcard native/src/*.cc native/src/*.h) native/binding.gyp
 
-.PHONY: build deps bpf fixtures native typecheck test test-only bpffs clean demo
+.PHONY: build deps bpf fixtures native typecheck test test-only bpffs clean demo types
 
 build: bpf fixtures native dist
 
@@ -52,6 +52,10 @@ $(ADDON): $(NATIVE_SRCS)
 dist: $(shell find control loader native -name '*.ts' -not -name '*.test.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
 	npx --no-install tsc -p tsconfig.build.json
 	@touch dist
+
+## types: control/datapath/types.gen.ts from the map contract (commit the result).
+types: $(BUILD)/bpf/contract.o dist
+	./scripts/gen-types.sh
 
 typecheck:
 	npx --no-install tsc -p tsconfig.json --noEmit

@@ -130,7 +130,21 @@ export function checkLayout(btf: Btf, ref: string | number, expected: ExpectedLa
 
 type Coder = { enc: (v: unknown, buf: Buffer, off: number, path: string) => void; dec: (buf: Buffer, off: number) => Value };
 
-function intCoder(size: number, signed: boolean, isBool: boolean): Coder {
+// Network-order integers: the kernel's __be16/__be32/__be64 typedefs survive in
+// BTF, so fields declared with them read and write as big-endian numbers
+// (10.0.0.1 is 0x0a000001, port 80 is 80) instead of byte-swapped ones.
+function isBigEndianTypedef(btf: Btf, typeId: number): boolean {
+  let t = btf.type(typeId);
+  for (let i = 0; i < 16 && t; i++) {
+    if (t.kind === 'typedef' && /^__be(16|32|64)$/.test(t.name)) return true;
+    if (t.kind !== 'typedef' && t.kind !== 'const' && t.kind !== 'volatile' && t.kind !== 'restrict' && t.kind !== 'type_tag') return false;
+    t = btf.type(t.type!);
+  }
+  return false;
+}
+
+function intCoder(size: number, signed: boolean, isBool: boolean, bigEndian = false): Coder {
+  const at = (i: number) => (bigEndian ? size - 1 - i : i);
   const bits = BigInt(size * 8);
   const min = signed ? -(1n << (bits - 1n)) : 0n;
   const max = signed ? (1n << (bits - 1n)) - 1n : (1n << bits) - 1n;
@@ -143,11 +157,11 @@ function intCoder(size: number, signed: boolean, isBool: boolean): Coder {
       else throw new LoaderError(`${path}: expected an integer, got ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
       if (n < min || n > max) throw new LoaderError(`${path}: ${n} does not fit in ${size} byte(s)${signed ? ' signed' : ''}`);
       const u = BigInt.asUintN(size * 8, n);
-      for (let i = 0; i < size; i++) buf[off + i] = Number((u >> BigInt(8 * i)) & 0xffn);
+      for (let i = 0; i < size; i++) buf[off + at(i)] = Number((u >> BigInt(8 * i)) & 0xffn);
     },
     dec(buf, off) {
       let u = 0n;
-      for (let i = size - 1; i >= 0; i--) u = (u << 8n) | BigInt(buf[off + i]);
+      for (let i = size - 1; i >= 0; i--) u = (u << 8n) | BigInt(buf[off + at(i)]);
       const n = signed ? BigInt.asIntN(size * 8, u) : u;
       if (isBool) return n !== 0n;
       return size <= 4 ? Number(n) : n;
@@ -161,7 +175,7 @@ function coderFor(btf: Btf, typeId: number, depth: number): Coder {
   const size = btf.sizeOf(typeId);
   switch (t.kind) {
     case 'int':
-      return intCoder(size, ((t.intEncoding ?? 0) & 1) !== 0, ((t.intEncoding ?? 0) & 4) !== 0);
+      return intCoder(size, ((t.intEncoding ?? 0) & 1) !== 0, ((t.intEncoding ?? 0) & 4) !== 0, isBigEndianTypedef(btf, typeId));
     case 'enum':
     case 'enum64':
       return intCoder(size, !!t.signed, false);
