@@ -33,3 +33,16 @@ int from_uplink(struct __sk_buff *skb)
 		return ret;
 	return route_from_uplink(skb, &p);
 }
+
+/* tc egress of the uplink: the node's own packets for pods on other nodes
+ * (setupNode routes the cluster CIDR out of the uplink) get VXLAN here.
+ * Packets from_pod already encapsulated pass through untouched. */
+SEC("tc")
+int to_uplink(struct __sk_buff *skb)
+{
+	struct pkt p = {};
+
+	if (parse_ipv4(skb, &p) != PARSE_OK)
+		return TC_ACT_OK;
+	return route_to_uplink(skb, &p);
+}

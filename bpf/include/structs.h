@@ -124,7 +124,8 @@ struct tunnel_info {
 	__be32 node_addr;       /* remote node's underlay address: VXLAN outer destination */
 	__u32 node_id;
 	__u8 node_mac[6];       /* remote node's uplink MAC: no ARP across the fabric */
-	__u16 pad;
+	__u8 vtep_mac[6];       /* inner destination MAC its VXLAN device expects (a
+	                         * Linux/flannel node's vtep); all zero: node_mac */
 };
 
 /* Addresses of this node: NodePort frontends (addr 0) match any of them. */

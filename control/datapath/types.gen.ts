@@ -226,20 +226,20 @@ export const Tunnel4KeyLayout = {
   },
 } as const;
 
-/** struct tunnel_info, 16 bytes */
+/** struct tunnel_info, 20 bytes */
 export interface TunnelInfo {
   node_addr: number;
   node_id: number;
   node_mac: Buffer;
-  pad: number;
+  vtep_mac: Buffer;
 }
 export const TunnelInfoLayout = {
-  size: 16,
+  size: 20,
   fields: {
     node_addr: { offset: 0, size: 4 }, // __be32
     node_id: { offset: 4, size: 4 }, // __u32
     node_mac: { offset: 8, size: 6 }, // __u8[6]
-    pad: { offset: 14, size: 2 }, // __u16
+    vtep_mac: { offset: 14, size: 6 }, // __u8[6]
   },
 } as const;
 
