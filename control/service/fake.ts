@@ -1,0 +1,88 @@
+// In-memory service tables for unit tests: the same interface as the pinned maps.
+import type { Backend4, LbSlotKey, NodeAddrValue, Revnat4, Svc4Key, SvcValue } from '../datapath/types.gen.js';
+import { MAGLEV_M_DEFAULT } from './maglev.js';
+import type { MaglevStore, ServiceTables, Table } from './reconciler.js';
+
+export class FakeTable<K, V> implements Table<K, V> {
+  readonly data = new Map<string, [K, V]>();
+  /** setMany/deleteMany calls (batches), to tell batch syncs from per-entry ones. */
+  batches = 0;
+  /** Every call that wrote, for order checks: [table, op, key]. */
+  constructor(
+    readonly name: string,
+    readonly log: Array<[string, 'set' | 'delete', string]>,
+  ) {}
+  #k = (k: K) => JSON.stringify(k);
+  get(k: K): V | undefined {
+    return this.data.get(this.#k(k))?.[1];
+  }
+  set(k: K, v: V): void {
+    this.log.push([this.name, 'set', this.#k(k)]);
+    this.data.set(this.#k(k), [structuredClone(k), structuredClone(v)]);
+  }
+  delete(k: K): boolean {
+    this.log.push([this.name, 'delete', this.#k(k)]);
+    return this.data.delete(this.#k(k));
+  }
+  *entries(): Generator<[K, V]> {
+    for (const [k, v] of this.data.values()) yield [structuredClone(k), structuredClone(v)];
+  }
+  setMany(entries: Array<[K, V]>): void {
+    this.batches++;
+    for (const [k, v] of entries) this.set(k, v);
+  }
+  deleteMany(keys: K[]): void {
+    this.batches++;
+    for (const k of keys) this.delete(k);
+  }
+}
+
+export class FakeMaglev implements MaglevStore {
+  readonly data = new Map<number, Uint32Array>();
+  readonly tagOf = new Map<number, string>();
+  constructor(
+    readonly log: Array<[string, 'set' | 'delete', string]>,
+    readonly m: number = MAGLEV_M_DEFAULT,
+  ) {}
+  tags(): Iterable<[number, string]> {
+    return [...this.tagOf];
+  }
+  replaceMany(tables: Array<{ svcId: number; table: Uint32Array; tag: string }>): void {
+    for (const { svcId, table, tag } of tables) {
+      if (table.length !== this.m) throw new RangeError(`table of ${table.length} for M=${this.m}`);
+      this.log.push(['maglev', 'set', String(svcId)]);
+      this.data.set(svcId, table.slice());
+      this.tagOf.set(svcId, tag);
+    }
+  }
+  deleteMany(svcIds: number[]): void {
+    for (const svcId of svcIds) {
+      this.log.push(['maglev', 'delete', String(svcId)]);
+      this.data.delete(svcId);
+      this.tagOf.delete(svcId);
+    }
+  }
+}
+
+export interface FakeTables extends ServiceTables {
+  log: Array<[string, 'set' | 'delete', string]>;
+  svc4: FakeTable<Svc4Key, SvcValue>;
+  backend4: FakeTable<number, Backend4>;
+  lbSlots: FakeTable<LbSlotKey, number>;
+  revnat4: FakeTable<number, Revnat4>;
+  node4: FakeTable<number, NodeAddrValue>;
+  maglev: FakeMaglev;
+}
+
+export function fakeTables(m?: number): FakeTables {
+  const log: Array<[string, 'set' | 'delete', string]> = [];
+  return {
+    log,
+    svc4: new FakeTable('svc4', log),
+    backend4: new FakeTable('backend4', log),
+    lbSlots: new FakeTable('lbSlots', log),
+    revnat4: new FakeTable('revnat4', log),
+    node4: new FakeTable('node4', log),
+    maglev: new FakeMaglev(log, m),
+  };
+}
