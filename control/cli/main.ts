@@ -1,134 +1,122 @@
-// The `weir` command line. The agent, lab and map-dump commands arrive with
-// their issues; today it can inspect a BPF object through the loader.
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { LoaderError, generateTypes, loadCollectionSpec } from '../../loader/index.js';
+// The `weir` command line (commander). Map and domain views read the pinned
+// maps directly, so they work while the agent is down. Each command group
+// lives in commands/*.ts; run() returns the exit code: 0 ok, 1 the command
+// failed, 2 bad usage or a command not built yet.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { LoaderError } from '../../loader/index.js';
+import { BpfError } from '../../native/index.js';
+import { DEFAULT_PIN_ROOT } from '../datapath/maps.js';
+import { CliError, EXIT_FAILURE, EXIT_USAGE, LAB_PIN_BASE } from './context.js';
+import { registerAgent } from './commands/agent.js';
+import { registerCt } from './commands/ct.js';
+import { registerLab } from './commands/lab.js';
+import { registerEndpoint } from './commands/endpoint.js';
+import { registerMaglev } from './commands/maglev.js';
+import { registerMap } from './commands/map.js';
+import { registerNotYet } from './commands/notyet.js';
+import { registerObject, version } from './commands/object.js';
+import { registerRoute } from './commands/route.js';
+import { registerService } from './commands/service.js';
+import { registerStatus } from './commands/status.js';
 
-const HELP = `weir — Kubernetes pod network and kube-proxy replacement on eBPF
-
-Usage:
-  weir help                 show this help
-  weir version              print the version
-  weir inspect OBJECT.o     list the programs, maps and constants of a BPF object
-                            as weir's loader reads it (add --json for JSON)
-  weir gen-types OBJECT.o TYPE... [--out FILE]
-                            TypeScript interfaces and layouts for C structs, unions
-                            and enums from the object's BTF (like bpf2go)
-  weir demo                 the foundation demo (root): two namespaces, tc and XDP
-                            programs loaded by weir, real traffic counted in maps
-
-Coming with later work: weir agent, weir lab, weir map dump, weir monitor.
+const EXAMPLES = `
+Examples:
+  weir map list                      the maps pinned under /sys/fs/bpf/weir
+  weir --node node-1 service list    a lab node's services (pins under ${LAB_PIN_BASE}/node-1)
+  weir map dump svc4 -o json         one map, decoded, as JSON
+  weir inspect OBJECT.o              what the loader reads from a BPF object
+  weir help map                      help for one command
 `;
 
-function version(): string {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-  for (const p of [join(root, 'package.json'), join(root, '..', 'package.json')]) {
-    try {
-      return JSON.parse(readFileSync(p, 'utf8')).version as string;
-    } catch {
-      /* try the next candidate (src vs dist layout) */
-    }
-  }
-  return 'unknown';
+/** The command ran again in another network namespace; this is its exit code. */
+class Reexec {
+  constructor(readonly code: number) {}
 }
 
-function inspect(args: string[]): number {
-  const json = args.includes('--json');
-  const files = args.filter((a) => a !== '--json');
-  if (files.length !== 1) {
-    process.stderr.write('weir inspect: expected exactly one object file\n');
-    return 2;
-  }
-  const spec = loadCollectionSpec(files[0]);
-  const programs = Object.values(spec.programs).map((p) => ({
-    name: p.name,
-    section: p.section,
-    kind: p.kind,
-    instructions: p.instructions.length / 8,
-    functions: p.functions.map((f) => f.name),
-    maps: [...new Set(p.mapRefs.map((r) => r.map))],
-  }));
-  const maps = Object.values(spec.maps).map((m) => ({
-    name: m.name,
-    type: m.type,
-    keySize: m.keySize,
-    valueSize: m.valueSize,
-    maxEntries: m.maxEntries,
-    flags: m.flags,
-    pinned: m.pinning === 1,
-    key: m.btfKeyTypeId && spec.btf ? spec.btf.describe(m.btfKeyTypeId) : undefined,
-    value: m.btfValueTypeId && spec.btf ? spec.btf.describe(m.btfValueTypeId) : undefined,
-  }));
-  const constants = Object.values(spec.variables)
-    .filter((v) => v.constant)
-    .map((v) => ({ name: v.name, size: v.size, type: spec.btf?.describe(v.typeId) }));
-  if (json) {
-    process.stdout.write(JSON.stringify({ source: spec.source, license: spec.license, programs, maps, constants }, null, 2) + '\n');
-    return 0;
-  }
-  const out: string[] = [`${spec.source} (license ${spec.license || 'none'})`, '', 'programs:'];
-  for (const p of programs) {
-    out.push(`  ${p.name.padEnd(24)} ${p.section.padEnd(20)} ${String(p.instructions).padStart(5)} insns  calls: ${p.functions.slice(1).join(', ') || '-'}  maps: ${p.maps.join(', ') || '-'}`);
-  }
-  out.push('', 'maps:');
-  for (const m of maps) {
-    out.push(`  ${m.name.padEnd(24)} type ${String(m.type).padStart(2)}  key ${m.keySize}B${m.key ? ` (${m.key})` : ''}  value ${m.valueSize}B${m.value ? ` (${m.value})` : ''}  max ${m.maxEntries}${m.pinned ? '  pinned by name' : ''}`);
-  }
-  out.push('', 'constants:');
-  for (const c of constants) out.push(`  ${c.name.padEnd(24)} ${c.type ?? ''} (${c.size}B)`);
-  process.stdout.write(out.join('\n') + '\n');
-  return 0;
+/**
+ * Runs this same command line inside a network namespace with only the
+ * network switched (nsenter --net), so bpffs pins stay visible (`ip netns
+ * exec` would remount /sys and hide them).
+ */
+function enterNetns(netns: string, argv: string[]): number {
+  const path = netns.includes('/') ? netns : `/run/netns/${netns}`;
+  if (!/^[\w./-]+$/.test(path) || !existsSync(path)) throw new CliError(`--netns: no network namespace at ${path}`, EXIT_USAGE);
+  const r = spawnSync('nsenter', [`--net=${path}`, '--', process.execPath, process.argv[1], ...argv], {
+    stdio: 'inherit',
+    env: { ...process.env, WEIR_NETNS_ENTERED: netns },
+  });
+  if (r.error) throw new CliError(`--netns: cannot run nsenter: ${r.error.message}`);
+  return r.status ?? EXIT_FAILURE;
 }
 
-function genTypes(args: string[]): number {
-  const outAt = args.indexOf('--out');
-  const out = outAt >= 0 ? args[outAt + 1] : undefined;
-  const rest = outAt >= 0 ? [...args.slice(0, outAt), ...args.slice(outAt + 2)] : args;
-  if ((outAt >= 0 && !out) || rest.length < 2) {
-    process.stderr.write("weir gen-types: usage: weir gen-types OBJECT.o 'struct foo' ['enum bar' ...] [--out FILE]\n");
-    return 2;
-  }
-  const [object, ...types] = rest;
-  const spec = loadCollectionSpec(object);
-  if (!spec.btf) throw new LoaderError(`${object} has no BTF (compile with -g)`);
-  const text = generateTypes(spec.btf, types, { source: object });
-  if (out) writeFileSync(out, text);
-  else process.stdout.write(text);
-  return 0;
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('weir');
+  // Settings first: .command() copies them into every subcommand.
+  program
+    .exitOverride()
+    .configureOutput({ outputError: (s, w) => w(`weir: ${s.replace(/^error: /, '')}`) })
+    .showHelpAfterError('(run weir --help for usage)')
+    .allowExcessArguments(false)
+    .description('Kubernetes pod network and kube-proxy replacement on eBPF')
+    .version(`weir ${version()}`, '-V, --version', 'print the version')
+    .option('--bpffs <path>', 'pin root of the maps to read', DEFAULT_PIN_ROOT)
+    .option('--node <name>', `a lab node's maps (pin root ${LAB_PIN_BASE}/NAME); wins over --bpffs`)
+    .option('--netns <name|path>', 'run in this network namespace (/run/netns/NAME or a path): attachments, agent health and interface names as that namespace sees them')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .addHelpText('after', EXAMPLES);
+  registerAgent(program);
+  registerLab(program, setExit);
+  registerMap(program);
+  registerService(program);
+  registerCt(program);
+  registerMaglev(program);
+  registerEndpoint(program);
+  registerRoute(program);
+  registerStatus(program);
+  registerNotYet(program);
+  registerObject(program, setExit);
+  return program;
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
+  let exit = 0;
+  let where = 'weir';
+  const program = buildProgram((c) => (exit = c));
+  program.hook('preAction', (_root, action) => {
+    where = commandPath(action);
+    const netns = (action.optsWithGlobals() as { netns?: string }).netns;
+    if (netns !== undefined && process.env.WEIR_NETNS_ENTERED !== netns) throw new Reexec(enterNetns(netns, argv));
+  });
+  if (argv.length === 0) {
+    process.stdout.write(program.helpInformation() + EXAMPLES);
+    return 0;
+  }
+  // `weir help ct list` = `weir ct list --help` (commander's help command takes one name).
+  if (argv[0] === 'help' && argv.length > 2) argv = [...argv.slice(1), '--help'];
   try {
-    switch (cmd) {
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        process.stdout.write(HELP);
-        return 0;
-      case 'version':
-      case '--version':
-        process.stdout.write(`weir ${version()}\n`);
-        return 0;
-      case 'inspect':
-        return inspect(rest);
-      case 'gen-types':
-        return genTypes(rest);
-      case 'demo': {
-        const { runDemo } = await import('../demo/foundation.js');
-        return runDemo();
-      }
-      default:
-        process.stderr.write(`weir: unknown command '${cmd}'\n\n${HELP}`);
-        return 2;
-    }
+    await program.parseAsync(argv, { from: 'user' });
+    return exit;
   } catch (e) {
-    if (e instanceof LoaderError) {
-      process.stderr.write(`weir ${cmd}: ${e.message}\n`);
-      return 1;
+    if (e instanceof Reexec) return e.code;
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT_USAGE; // commander printed it
+    if (e instanceof CliError) {
+      process.stderr.write(`${where}: ${e.message}\n`);
+      return e.code;
     }
-    throw e;
+    if (e instanceof LoaderError || e instanceof BpfError) {
+      process.stderr.write(`${where}: ${e.message}\n`);
+      return EXIT_FAILURE;
+    }
+    process.stderr.write(`${where}: ${(e as Error).message ?? String(e)}\n`);
+    if (process.env.WEIR_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    return EXIT_FAILURE;
   }
 }

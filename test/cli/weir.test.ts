@@ -1,5 +1,6 @@
 // The CLI entry: `bin/weir` runs in place from dist/ (built by make), and
-// `weir inspect` shows what the loader reads from an object.
+// `weir inspect` shows what the loader reads from an object. The map
+// commands against pinned maps are in maps.test.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +24,25 @@ describe.skipIf(!built)('bin/weir', () => {
     expect(version.trim()).toMatch(/^weir \d+\.\d+\.\d+$/);
   });
 
+  it('has --help on every command and group, and help with no arguments', () => {
+    const paths = [
+      [], ['map'], ['map', 'list'], ['map', 'dump'], ['service', 'list'], ['backend', 'list'], ['ct', 'list'], ['maglev', 'show'],
+      ['endpoint', 'list'], ['route', 'list'], ['status'], ['policy', 'get'], ['monitor'], ['trace'], ['inspect'], ['gen-types'], ['version'], ['demo'],
+    ];
+    for (const p of paths) {
+      const r = weir(...p, '--help');
+      expect({ p, status: r.status, stderr: r.stderr }).toEqual({ p, status: 0, stderr: '' });
+      expect(r.stdout).toMatch(new RegExp(`^Usage: weir${p.map((x) => ` ${x}`).join('')} `));
+    }
+    expect(weir('help', 'ct', 'list').stdout).toContain('--service <frontend>');
+    const bare = weir();
+    expect(bare.status).toBe(0);
+    expect(bare.stdout).toMatch(/--node <name> .*\/sys\/fs\/bpf\/weir-lab\/NAME/);
+    for (const group of ['map', 'service', 'backend', 'ct', 'maglev', 'endpoint', 'route', 'status', 'policy', 'monitor', 'trace']) {
+      expect(bare.stdout).toMatch(new RegExp(`^  ${group}\\b`, 'm'));
+    }
+  });
+
   it('inspects an object: programs, linked subprograms, maps with BTF types, constants', () => {
     const r = weir('inspect', '--json', fixture('maps'));
     expect(r.status).toBe(0);
@@ -39,6 +59,7 @@ describe.skipIf(!built)('bin/weir', () => {
       valueSize: 16,
     });
     expect(out.constants.map((c: { name: string }) => c.name).sort()).toEqual(['count_dir', 'tc_verdict', 'xdp_verdict']);
+    expect(JSON.parse(weir('inspect', fixture('maps'), '-o', 'json').stdout)).toEqual(out);
     const text = weir('inspect', fixture('maps'));
     expect(text.stdout).toMatch(/xdp_count\s+xdp\s+\d+ insns\s+calls: count_packet/);
   });
