@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 iptables
-          build-essential python3 pkg-config procps iputils-ping util-linux)
+          build-essential python3 pkg-config procps iputils-ping util-linux curl
+          containerd runc umoci busybox-static)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
