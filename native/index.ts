@@ -9,6 +9,8 @@
  *   (and again in C++), never a kernel EFAULT or a crash.
  * - File descriptors are owned by {@link Fd} objects: close() is explicit and
  *   idempotent; a FinalizationRegistry closes leaked fds as a safety net only.
+ * - BpfMap.mmap() maps a BPF_F_MMAPABLE array's values into a Buffer that
+ *   never dangles (see {@link MapMapping}).
  * - Program loads and test runs happen on the libuv pool (they can take long);
  *   everything else is a quick synchronous syscall. {@link RingBuffer} reads
  *   BPF ring buffers from the event loop itself (libuv watches their epoll fd).
@@ -273,6 +275,8 @@ interface NativeMapHandle {
   updateBatch(keys: Buffer, values: Buffer, count: number, flags: number): number;
   deleteBatch(keys: Buffer, count: number): number;
   freeze(): void;
+  mmap(): Buffer;
+  unmap(buffer: Buffer): boolean;
 }
 type FdKind = 'map' | 'prog' | 'btf' | 'link' | 'other';
 interface XdpQueryRaw {
@@ -754,13 +758,90 @@ export class BpfMap extends Fd {
     return this.#open().deleteBatch(k, keys.length);
   }
 
-  /** BPF_MAP_FREEZE: user space can no longer write the map. */
+  /** BPF_MAP_FREEZE: user space can no longer write the map (EBUSY while a writable mapping exists). */
   freeze(): void {
     this.#open().freeze();
   }
 
+  /**
+   * Maps the values of an ARRAY created with MapFlags.MMAPABLE into this
+   * process (shared with the kernel: programs see writes at once, and user
+   * space sees the programs' writes). Any other map is a BpfError (EINVAL).
+   * Mappings are always read-write (a read-only one under a Buffer would
+   * crash the process on a stray write), so a frozen map or one opened
+   * read-only is a BpfError (EPERM). See {@link MapMapping} for the layout
+   * and lifetime.
+   */
+  mmap(): MapMapping {
+    const h = this.#open();
+    return new MapMapping(this, h, h.mmap());
+  }
+
   pin(path: string): void {
     pinFd(this.fd, path);
+  }
+}
+
+/**
+ * A shared mapping of an mmap-able ARRAY's values ({@link BpfMap.mmap}).
+ *
+ * Layout: value i is at byte `i * stride`, stride = roundup(valueSize, 8) (the
+ * kernel's element size); `buffer.length` is stride × maxEntries rounded up to
+ * a page. Values are in host byte order as programs read them. Each value is
+ * written with plain stores: a program may see a value half written, and a
+ * table written value by value is seen part old, part new (swap whole tables
+ * through a map-in-map for atomicity).
+ *
+ * Lifetime: the mapping holds its own reference to the kernel map, so the map
+ * lives while it is mapped even when every fd is closed. close() (or closing
+ * the BpfMap it came from) drops that reference at once. `buffer` never
+ * becomes invalid memory: after close() it is detached from the map (reads
+ * zeros, writes go nowhere) and its address range is freed when the Buffer is
+ * garbage collected. Close mappings explicitly: the garbage collector does not
+ * know how much kernel memory an unreachable mapping keeps alive.
+ */
+export class MapMapping {
+  /** The mapped bytes (external memory; do not keep subarrays past close() expecting map contents). */
+  readonly buffer: Buffer;
+  /** Bytes from one value to the next: roundup(valueSize, 8). */
+  readonly stride: number;
+  readonly valueSize: number;
+  /** max_entries of the map. */
+  readonly entries: number;
+  readonly #map: BpfMap;
+  readonly #handle: NativeMapHandle;
+  readonly #what: string;
+  #closed = false;
+
+  /** @internal made by BpfMap.mmap() */
+  constructor(map: BpfMap, handle: unknown, buffer: Buffer) {
+    const info = map.info;
+    this.#map = map;
+    this.#handle = handle as NativeMapHandle;
+    this.buffer = buffer;
+    this.valueSize = info.valueSize;
+    this.stride = Math.ceil(info.valueSize / 8) * 8;
+    this.entries = info.maxEntries;
+    this.#what = `map ${info.name || '(unnamed)'} (id ${info.id})`;
+  }
+
+  /** True after close() or once the map it came from is closed. */
+  get closed(): boolean {
+    return this.#closed || this.#map.closed;
+  }
+
+  /** A view of value `index` (valueSize bytes) inside `buffer`. */
+  value(index: number): Buffer {
+    checkInt(index, 'index', 0, this.entries - 1);
+    if (this.closed) throw new BpfError(`MapMapping.value: the mapping of ${this.#what} is closed (EBADF)`, { errno: EBADF, syscall: 'mmap' });
+    return this.buffer.subarray(index * this.stride, index * this.stride + this.valueSize);
+  }
+
+  /** Detaches `buffer` from the map (see the class comment). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handle.unmap(this.buffer);
   }
 }
 

@@ -44,10 +44,13 @@ struct {
 
 /* svc_id -> an array of M backend ids, only for Maglev services. A new table
  * is built in a fresh inner map and swapped in with one update, so a packet
- * never sees a half-written table. */
+ * never sees a half-written table. BPF_F_MMAPABLE lets the agent fill the
+ * fresh table through a mapping (a copy) instead of M map updates; the kernel
+ * requires every inner map to carry the template's flags. */
 struct weir_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAGLEV_M_DEFAULT);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u32);
 };

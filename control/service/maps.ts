@@ -1,10 +1,10 @@
 // The reconciler's tables over the real pinned maps, and the Maglev map-in-map:
-// a new inner ARRAY per table change, filled, then swapped into weir_maglev
-// with one update of the outer map (a packet sees the old table or the new
-// one, never a mix).
+// a new inner ARRAY per table change, filled (through an mmap of the fresh
+// array), then swapped into weir_maglev with one update of the outer map (a
+// packet sees the old table or the new one, never a mix).
 import type { CollectionSpec } from '../../loader/index.js';
 import type { DatapathMaps } from '../datapath/maps.js';
-import { BpfMap, MapType } from '../../native/index.js';
+import { BpfMap, MapFlags, MapType } from '../../native/index.js';
 import { MAGLEV_M_DEFAULT, isPrime } from './maglev.js';
 import type { MaglevStore, ServiceTables } from './reconciler.js';
 
@@ -13,6 +13,27 @@ const u32 = (v: number) => {
   b.writeUInt32LE(v >>> 0);
   return b;
 };
+
+const EINVAL = 22;
+
+export type FillMode = 'mmap' | 'batch';
+
+/**
+ * Writes `table` into a fresh BPF_F_MMAPABLE inner map through a mapping: M
+ * stores instead of M map updates. The kernel strides array values to 8
+ * bytes, so slot i's u32 is word 2i (its upper half stays zero). The map is
+ * not in the outer map yet, so no packet sees it half written.
+ */
+function fillMapped(inner: BpfMap, table: Uint32Array): void {
+  const mm = inner.mmap();
+  try {
+    const words = new Uint32Array(mm.buffer.buffer, mm.buffer.byteOffset, (table.length * mm.stride) / 4);
+    const step = mm.stride / 4;
+    for (let i = 0; i < table.length; i++) words[i * step] = table[i];
+  } finally {
+    mm.close();
+  }
+}
 
 export class PinnedMaglev implements MaglevStore {
   constructor(
@@ -40,15 +61,71 @@ export class PinnedMaglev implements MaglevStore {
     }
   }
 
-  // Slot keys 0..M-1 and a value buffer with its per-slot views, made once
-  // (updateBatch copies them out before it returns).
+  /**
+   * How new tables are filled: 'mmap' (BPF_F_MMAPABLE inner maps written
+   * through a mapping, the default of bpf/include/maps.h) or 'batch' (plain
+   * inner maps written with BPF_MAP_UPDATE_BATCH, for a weir_maglev pinned
+   * by an older agent whose inner template lacks the flag: the kernel refuses
+   * inner maps whose flags differ from the template's). Undefined until the
+   * first existing or newly swapped table settles it.
+   */
+  get fillMode(): FillMode | undefined {
+    return this.#modeKnown ? this.#mode : undefined;
+  }
+
+  #mode: FillMode = 'mmap';
+  #modeKnown = false;
+
+  /** The flags of a table already in the outer map tell which inner maps it takes. */
+  #learnMode(): void {
+    if (this.#modeKnown) return;
+    for (const k of this.outer.keys()) {
+      const v = this.outer.lookup(k);
+      if (!v) continue;
+      let inner: BpfMap;
+      try {
+        inner = BpfMap.fromId(v.readUInt32LE(0));
+      } catch {
+        continue; // gone meanwhile
+      }
+      try {
+        this.#mode = inner.info.flags & MapFlags.MMAPABLE ? 'mmap' : 'batch';
+        this.#modeKnown = true;
+      } finally {
+        inner.close();
+      }
+      return;
+    }
+  }
+
+  /** One new inner map holding `table`; the caller closes it. */
+  #build(table: Uint32Array, tag: string, mode: FillMode): BpfMap {
+    if (table.length !== this.m) throw new RangeError(`maglev: table of ${table.length} entries for M=${this.m}`);
+    const inner = BpfMap.create({
+      type: MapType.ARRAY,
+      name: PinnedMaglev.TAG_PREFIX + tag,
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: this.m,
+      flags: mode === 'mmap' ? MapFlags.MMAPABLE : 0,
+    });
+    try {
+      if (mode === 'mmap') fillMapped(inner, table);
+      else this.#fillBatch(inner, table);
+      return inner;
+    } catch (e) {
+      inner.close();
+      throw e;
+    }
+  }
+
+  // For 'batch': slot keys 0..M-1 and a value buffer with its per-slot
+  // views, made once (updateBatch copies them out before it returns).
   #keys?: Buffer[];
   #vb?: Buffer;
   #values?: Buffer[];
 
-  /** One new inner map holding `table`; the caller closes it. */
-  #build(table: Uint32Array, tag: string): BpfMap {
-    if (table.length !== this.m) throw new RangeError(`maglev: table of ${table.length} entries for M=${this.m}`);
+  #fillBatch(inner: BpfMap, table: Uint32Array): void {
     if (!this.#keys || !this.#vb || !this.#values) {
       const kb = Buffer.alloc(this.m * 4);
       const vb = Buffer.alloc(this.m * 4);
@@ -58,13 +135,25 @@ export class PinnedMaglev implements MaglevStore {
     }
     // Uint32Array is host (little-endian) order, as the kernel reads __u32.
     Buffer.from(table.buffer, table.byteOffset, table.byteLength).copy(this.#vb);
-    const inner = BpfMap.create({ type: MapType.ARRAY, name: PinnedMaglev.TAG_PREFIX + tag, keySize: 4, valueSize: 4, maxEntries: this.m });
+    inner.updateBatch(this.#keys, this.#values);
+  }
+
+  /** Builds the chunk's inner maps and swaps them in with one outer batch update. */
+  #swapChunk(chunk: Array<{ svcId: number; table: Uint32Array; tag: string }>, mode: FillMode): void {
+    const inners: BpfMap[] = [];
     try {
-      inner.updateBatch(this.#keys, this.#values);
-      return inner;
-    } catch (e) {
-      inner.close();
-      throw e;
+      for (const { table, tag } of chunk) inners.push(this.#build(table, tag, mode));
+      // The outer map takes its own references; ours go in finally.
+      const keys = chunk.map((c) => u32(c.svcId));
+      const values = inners.map((m) => u32(m.fd));
+      try {
+        this.outer.updateBatch(keys, values);
+      } catch (e) {
+        if (!notSupported(e)) throw e;
+        keys.forEach((k, i) => this.outer.update(k, values[i]));
+      }
+    } finally {
+      for (const m of inners) m.close();
     }
   }
 
@@ -74,24 +163,24 @@ export class PinnedMaglev implements MaglevStore {
    * update waits once. So tables are swapped in chunks with one batch each.
    */
   replaceMany(tables: Array<{ svcId: number; table: Uint32Array; tag: string }>): void {
-    const CHUNK = 64; // at most 64 new tables (4-16 MiB) held at once
+    const CHUNK = 64; // at most 64 new tables (8-32 MiB) held at once
+    this.#learnMode();
     for (let at = 0; at < tables.length; at += CHUNK) {
       const chunk = tables.slice(at, at + CHUNK);
-      const inners: BpfMap[] = [];
       try {
-        for (const { table, tag } of chunk) inners.push(this.#build(table, tag));
-        // The outer map takes its own references; ours go in finally.
-        const keys = chunk.map((c) => u32(c.svcId));
-        const values = inners.map((m) => u32(m.fd));
+        this.#swapChunk(chunk, this.#mode);
+      } catch (e) {
+        // An outer map pinned with a plain inner template refuses mmap-able
+        // tables (EINVAL): fall back to plain ones, if they are taken.
+        if (this.#modeKnown || this.#mode !== 'mmap' || (e as { errno?: number }).errno !== EINVAL) throw e;
         try {
-          this.outer.updateBatch(keys, values);
-        } catch (e) {
-          if (!notSupported(e)) throw e;
-          keys.forEach((k, i) => this.outer.update(k, values[i]));
+          this.#swapChunk(chunk, 'batch');
+        } catch {
+          throw e; // not the template's flags: report the first failure
         }
-      } finally {
-        for (const m of inners) m.close();
+        this.#mode = 'batch';
       }
+      this.#modeKnown = true;
     }
   }
 

@@ -6,12 +6,18 @@
 // The handle does not own the fd: the TypeScript Fd object does. The facade
 // calls invalidate() when it closes the fd so a stale handle cannot touch
 // whatever object later reuses the fd number.
+//
+// mmap() of a BPF_F_MMAPABLE array: see MapRegion below for why a mapping
+// can never become a dangling pointer under a JS Buffer.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "common.h"
 
@@ -77,6 +83,38 @@ static Napi::Value MapCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// --- mmap regions ------------------------------------------------------------
+
+// One shared mapping of a map's values, handed to JS as an external Buffer.
+// The Buffer's finalizer is the only place the address range is unmapped, so
+// the Buffer's memory stays valid for as long as JS can reach it. Releasing
+// the mapping early (MapMapping.close(), or closing the map) swaps the range
+// for private anonymous zero pages in place (MAP_FIXED, atomic): the map loses
+// this reference at once (an old inner map can be freed), and a stale Buffer
+// reads zeros and writes nowhere instead of faulting.
+struct MapRegion {
+  void* addr = nullptr;
+  size_t len = 0;
+  bool released = false;  // no longer backed by the map
+  bool unmapped = false;  // the Buffer was collected; the range is gone
+
+  // Returns 0 or an errno.
+  int Release() {
+    if (released || unmapped) return 0;
+    void* p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED) return errno;
+    released = true;
+    return 0;
+  }
+};
+
+static void FinalizeRegion(Napi::Env, uint8_t*, std::shared_ptr<MapRegion>* hint) {
+  MapRegion& r = **hint;
+  if (!r.unmapped) munmap(r.addr, r.len);
+  r.unmapped = true;
+  delete hint;
+}
+
 // --- NativeMap ---------------------------------------------------------------
 
 class NativeMap : public Napi::ObjectWrap<NativeMap> {
@@ -95,6 +133,8 @@ class NativeMap : public Napi::ObjectWrap<NativeMap> {
                            InstanceMethod<&NativeMap::UpdateBatch>("updateBatch"),
                            InstanceMethod<&NativeMap::DeleteBatch>("deleteBatch"),
                            InstanceMethod<&NativeMap::Freeze>("freeze"),
+                           InstanceMethod<&NativeMap::Mmap>("mmap"),
+                           InstanceMethod<&NativeMap::Unmap>("unmap"),
                        });
   }
 
@@ -192,9 +232,73 @@ class NativeMap : public Napi::ObjectWrap<NativeMap> {
     return o;
   }
 
+  // Closing the map releases its mappings too (see MapRegion).
   Napi::Value Invalidate(const Napi::CallbackInfo& info) {
     fd_ = -1;
+    for (auto& r : regions_) r->Release();
+    regions_.clear();
     return info.Env().Undefined();
+  }
+
+  // mmap() -> Buffer over the values of an ARRAY created with
+  // BPF_F_MMAPABLE, always read-write: a read-only mapping under a JS Buffer
+  // would turn a stray write into SIGSEGV. The kernel lays values out at a stride of
+  // roundup(value_size, 8); the length is that times max_entries, rounded
+  // up to a page (the kernel refuses any other length).
+  Napi::Value Mmap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info_.type != BPF_MAP_TYPE_ARRAY || !(info_.map_flags & BPF_F_MMAPABLE)) {
+      NativeError e;
+      e.err = EINVAL;
+      e.syscall = "mmap";
+      e.message = "mmap: " + Ctx() + " is " + MapTypeName(info_.type) +
+                  (info_.type == BPF_MAP_TYPE_ARRAY ? " without BPF_F_MMAPABLE (flags " + std::to_string(info_.map_flags) + ")"
+                                                    : " (not an ARRAY)") +
+                  "; only ARRAY maps created with MapFlags.MMAPABLE can be mapped (EINVAL)";
+      ThrowBpfError(env, e);
+    }
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t stride = (static_cast<size_t>(valueSize_) + 7) / 8 * 8;
+    size_t len = (stride * info_.max_entries + page - 1) / page * page;
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      std::string why = e == EPERM ? " (frozen, or opened read-only: mappings are read-write; use lookup)" : "";
+      ThrowErrno(env, e, "mmap", "mmap " + std::to_string(len) + " bytes of " + Ctx() + why);
+    }
+    auto region = std::make_shared<MapRegion>();
+    region->addr = p;
+    region->len = len;
+    regions_.erase(std::remove_if(regions_.begin(), regions_.end(), [](const std::shared_ptr<MapRegion>& r) { return r->unmapped; }),
+                   regions_.end());
+    regions_.push_back(region);
+    auto* hint = new std::shared_ptr<MapRegion>(region);
+    try {
+      return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(p), len, FinalizeRegion, hint);
+    } catch (...) {
+      regions_.pop_back();
+      munmap(p, len);
+      delete hint;
+      throw;
+    }
+  }
+
+  // unmap(buffer) -> boolean: releases the mapping behind a Buffer from
+  // mmap() (false when it was not one of this map's live mappings). Works on
+  // a closed map (its mappings are already released then).
+  Napi::Value Unmap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Bytes b = ArgBytes(info, 0, "buffer");
+    for (auto it = regions_.begin(); it != regions_.end(); ++it) {
+      MapRegion& r = **it;
+      if (r.addr != b.data || r.unmapped) continue;
+      int e = r.Release();
+      if (e != 0) ThrowErrno(env, e, "mmap", "release the mapping of " + Ctx());
+      regions_.erase(it);
+      return Napi::Boolean::New(env, true);
+    }
+    return Napi::Boolean::New(env, false);
   }
 
   // lookup(key, flags) -> Buffer | undefined
@@ -382,7 +486,10 @@ class NativeMap : public Napi::ObjectWrap<NativeMap> {
   Napi::Value Freeze(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
-    if (bpf_map_freeze(fd_) < 0) ThrowErrno(env, errno, "bpf_map_freeze", "freeze " + Ctx());
+    if (bpf_map_freeze(fd_) < 0) {
+      int e = errno;
+      ThrowErrno(env, e, "bpf_map_freeze", "freeze " + Ctx() + (e == EBUSY ? " (a writable mapping of it exists)" : ""));
+    }
     return env.Undefined();
   }
 
@@ -390,6 +497,7 @@ class NativeMap : public Napi::ObjectWrap<NativeMap> {
   struct bpf_map_info info_;
   uint32_t keySize_ = 0, valueSize_ = 0;
   size_t valueBufSize_ = 0;
+  std::vector<std::shared_ptr<MapRegion>> regions_;  // live mappings made by mmap()
 };
 
 void InitMaps(Napi::Env env, Napi::Object exports) {

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCollectionSpec, type Collection } from '../../loader/index.js';
-import { BpfMap, MapType, possibleCpus, tc, unpin } from '../../native/index.js';
+import { BpfMap, MapFlags, MapType, possibleCpus, tc, unpin } from '../../native/index.js';
 import { typedMaps, type DatapathMaps } from '../../control/datapath/maps.js';
 import * as T from '../../control/datapath/types.gen.js';
 import { bpfObject } from '../../control/paths.js';
@@ -63,7 +63,7 @@ describe.skipIf(!built || requireNetns('weir CLI on pinned maps', ['bpftool']))(
     maps.lbSlots.set({ svc_id: 7, slot: 2 }, 12);
     maps.revnat4.set(7, { addr: ip('10.96.0.10'), port: 80, pad: 0 });
     // Maglev table: backend 11 owns slots i % 3 != 0, backend 12 the rest.
-    const inner = BpfMap.create({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: MAGLEV_M, name: 'h7_maglev' });
+    const inner = BpfMap.create({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: MAGLEV_M, name: 'h7_maglev', flags: MapFlags.MMAPABLE });
     const k = Buffer.alloc(4);
     const v = Buffer.alloc(4);
     for (let i = 0; i < MAGLEV_M; i++) {

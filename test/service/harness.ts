@@ -4,7 +4,7 @@
 // packets with BPF_PROG_TEST_RUN.
 import { mkdirSync, rmSync } from 'node:fs';
 import { Collection, loadCollectionSpec } from '../../loader/index.js';
-import { BpfMap, MapType } from '../../native/index.js';
+import { BpfMap, MapFlags, MapType } from '../../native/index.js';
 import { typedMaps, type DatapathMaps } from '../../control/datapath/maps.js';
 import { CtFlags, CtKeyFlags, SvcFlags, SvcScope, LbAlgorithm, BackendFlags } from '../../control/datapath/types.gen.js';
 import { bpfObject } from '../../control/paths.js';
@@ -157,7 +157,7 @@ export function setService(m: DatapathMaps, s: ServiceSpec): void {
 
 /** A Maglev table (backend ids) as an inner array map set for `svcId`. */
 export function setMaglev(m: DatapathMaps, svcId: number, table: Uint32Array | number[]): void {
-  const inner = BpfMap.create({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: table.length, name: 'maglev_inner' });
+  const inner = BpfMap.create({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: table.length, name: 'maglev_inner', flags: MapFlags.MMAPABLE }); // as the template
   try {
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
