@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 iptables
           build-essential python3 pkg-config procps iputils-ping util-linux curl
-          containerd runc umoci busybox-static)
+          containerd runc umoci busybox-static nftables)
+# kubectl for the lab API server interop test: Debian's package only when no
+# kubectl is installed (another vendor's package may own /usr/bin/kubectl).
+command -v kubectl >/dev/null || APT_PKGS+=(kubernetes-client)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
