@@ -1,6 +1,6 @@
 # weir — build and test entry points.
 #   make test   the README's test command: installs what is missing, builds, runs every tier
-#   make demo   the README's main command: today the foundation demo, later the lab
+#   make demo   the README's main command: the lab (2 nodes, the seeds' guestbook, every check)
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
@@ -71,10 +71,10 @@ test: deps
 test-only:
 	npx --no-install vitest run
 
-## demo: installs what is missing, builds, and runs `weir demo` (root).
+## demo: installs what is missing, builds, and runs the lab demo (root).
 demo: deps
 	@$(MAKE) --no-print-directory bpffs build
-	./bin/weir demo
+	./bin/weir lab demo
 
 clean:
 	rm -rf $(BUILD) native/build dist
