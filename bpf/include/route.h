@@ -1,7 +1,8 @@
 /* Pod routing: same-node delivery straight into the destination pod,
- * VXLAN to the node that owns a remote pod CIDR, decap on the uplink, and
- * everything else (the node itself, outside the cluster) handed to the
- * node's stack, which masquerades it. Design notes: bpf/ROUTING.md. */
+ * VXLAN to the node that owns a remote pod CIDR (and replies to another
+ * node's NodePort SNAT to that node), decap on the uplink, and everything else
+ * (this node, outside the cluster) handed to the node's stack, which
+ * masquerades it. Design notes: bpf/ROUTING.md. */
 #pragma once
 #include "common.h"
 #include "maps.h"
@@ -9,6 +10,10 @@
 #include "parse.h"
 #include "encap.h"
 #include "neigh.h"
+
+#ifndef LB_SNAT_PORT_MIN
+#define LB_SNAT_PORT_MIN 61000   /* lb.h: first port of the NodePort SNAT range */
+#endif
 
 static __always_inline void route_count(struct __sk_buff *skb, __u32 endpoint_id, __u8 reason, __u8 dir)
 {
@@ -76,6 +81,20 @@ static __always_inline int route_to_remote(struct __sk_buff *skb, __be32 daddr, 
 	return bpf_redirect(UPLINK_IFINDEX, 0);
 }
 
+/* A backend's reply to a NodePort flow another node SNATed to itself: to
+ * that node's address and one of the ports its SNAT hands out (lb.h). It goes
+ * through the tunnel (the control plane adds a /32 per node), unmasqueraded,
+ * or the node could not match it to the flow. Only these: a pod's own new
+ * flow to another node's address keeps going through this node's stack and
+ * masquerade, because a NodePort there may pick a backend on a third node,
+ * and a decapsulated packet cannot be encapsulated again by BPF on this
+ * kernel (skb->encapsulation stays set: bpf_skb_adjust_room -EALREADY). */
+static __always_inline int route_snat_reply(const struct pkt *p)
+{
+	return (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) && p->has_l4 &&
+	       bpf_ntohs(p->dport) >= LB_SNAT_PORT_MIN;
+}
+
 /* Forward a (possibly translated) IPv4 packet a pod sent. */
 static __always_inline int route_from_pod(struct __sk_buff *skb, struct pkt *p)
 {
@@ -89,8 +108,14 @@ static __always_inline int route_from_pod(struct __sk_buff *skb, struct pkt *p)
 			return TC_ACT_OK;
 		return route_to_endpoint(skb, ep, DIR_EGRESS);
 	}
-	if (!in_cluster(daddr))
-		return TC_ACT_OK;       /* the node, or outside: the node's stack (masquerade) */
+	if (!in_cluster(daddr)) {
+		if (route_snat_reply(p) && daddr != NODE_IP) {
+			struct tunnel4_key k = { .prefixlen = 32, .addr = daddr };
+			if (bpf_map_lookup_elem(&weir_tunnel4, &k))
+				return route_to_remote(skb, daddr, DIR_EGRESS);
+		}
+		return TC_ACT_OK;       /* this node, or outside: the node's stack (masquerade) */
+	}
 	if (in_pod_cidr(daddr))
 		return route_drop(skb, REASON_NO_ROUTE, DIR_EGRESS);   /* no such local pod */
 	return route_to_remote(skb, daddr, DIR_EGRESS);

@@ -82,16 +82,29 @@ export interface TunnelEntry {
 }
 
 /**
- * The weir_tunnel4 entries this node wants: one per other node with a pod
- * CIDR. A node that names itself (`self`) is skipped (its pods are local).
+ * The weir_tunnel4 entries this node wants: two per other node, its pod CIDR
+ * and its own InternalIP as a /32 (both to the same tunnel_info; see
+ * bpf/ROUTING.md). A node that names itself (`self`) is skipped (its pods
+ * are local).
  * Invalid nodes are reported in `errors` and left out, so one bad Node never
- * takes the others' routes away; two nodes claiming the same CIDR is an error
- * for the second one (by name order, so every agent picks the same one).
+ * takes the others' routes away; two nodes claiming the same CIDR or the same
+ * InternalIP is an error for the second one (by name order, so every agent
+ * picks the same one). A node left out gets neither entry.
  */
 export function desiredTunnels(nodes: NodeRoute[], self: string): { entries: TunnelEntry[]; errors: string[] } {
   const entries: TunnelEntry[] = [];
   const errors: string[] = [];
   const owner = new Map<string, string>();
+  const addrOwner = new Map<number, string>();
+  // A /32 for our own address would send our pods' packets for it away.
+  const me = nodes.find((n) => n.name === self);
+  if (me) {
+    try {
+      addrOwner.set(parseIpv4(me.internalIp), self);
+    } catch {
+      /* our own Node without an address yet: nothing to protect */
+    }
+  }
   for (const n of [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (n.name === self) continue;
     try {
@@ -102,11 +115,17 @@ export function desiredTunnels(nodes: NodeRoute[], self: string): { entries: Tun
       const k = formatCidr(cidr);
       const prev = owner.get(k);
       if (prev) throw new Error(`node ${n.name}: podCIDR ${k} is already node ${prev}'s`);
+      // The address gets a /32 entry of its own: two nodes cannot share it.
+      const prevAddr = addrOwner.get(addr);
+      if (prevAddr) throw new Error(`node ${n.name}: InternalIP ${n.internalIp} is already node ${prevAddr}'s`);
       owner.set(k, n.name);
-      entries.push({
-        key: { prefixlen: cidr.prefixlen, addr: cidr.addr },
-        value: { node_addr: addr, node_id: n.id ?? 0, node_mac: mac, vtep_mac: vtep },
-      });
+      addrOwner.set(addr, n.name);
+      const value = { node_addr: addr, node_id: n.id ?? 0, node_mac: mac, vtep_mac: vtep };
+      entries.push({ key: { prefixlen: cidr.prefixlen, addr: cidr.addr }, value });
+      // The node's own address too: a backend pod's replies to NodePort flows
+      // that node SNATed to itself go to it through the tunnel, unmasqueraded
+      // (route.h route_snat_reply; bpf/ROUTING.md).
+      entries.push({ key: { prefixlen: 32, addr }, value });
     } catch (e) {
       errors.push((e as Error).message);
     }

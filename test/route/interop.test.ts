@@ -41,6 +41,8 @@ describe.skipIf(skip)('weir node <-> Linux vxlan (flannel data path) node', () =
 
     // weir's side: the tunnel entry routes.ts makes from the flannel Node (VtepMAC from its annotation).
     r.tunnel(n1, { ip: '192.168.77.3', mac: fl.mac, podCidr: '10.244.3.0/24', vtepMac }, 3);
+    // ... and the /32 for the node's own address that routes.ts adds next to it.
+    r.tunnel(n1, { ip: '192.168.77.3', mac: fl.mac, podCidr: '192.168.77.3/32', vtepMac }, 3);
   }, 60_000);
 
   afterAll(async () => {
@@ -68,6 +70,19 @@ describe.skipIf(skip)('weir node <-> Linux vxlan (flannel data path) node', () =
       await Promise.all(servers.map((s) => s.stop()));
     }
   }, 60_000);
+
+  it("with the /32 entry, traffic to the flannel node's SNAT port range goes through its vxlan device, unmasqueraded", async () => {
+    const fl = r.lab.namespaces.find((n) => n.endsWith('-fl'))!;
+    const srv = await r.tcpServer(fl, 62000);
+    try {
+      for (const p of weirPods) {
+        const out = await r.tcpClient(p.ns, '192.168.77.3', 62000, 100_000);
+        expect(out.server).toEqual({ peer: p.ip, local: '192.168.77.3', bytes: 100_000 });
+      }
+    } finally {
+      await srv.stop();
+    }
+  }, 30_000);
 
   it('the flannel node itself reaches weir pods (source: its vtep address)', async () => {
     const fl = r.lab.namespaces.find((n) => n.endsWith('-fl'))!;

@@ -32,8 +32,16 @@ export interface Pod {
 }
 
 export class RouteLab {
-  readonly lab = new NetnsLab({ prefix: 'weirtest-h3-' });
+  readonly lab: NetnsLab;
   readonly nodes: WeirNode[] = [];
+  readonly #pinPrefix: string;
+
+  /** `prefix` names the namespaces, `pinPrefix` the pin dirs (/sys/fs/bpf/<pinPrefix>-*). */
+  constructor(o: { prefix?: string; pinPrefix?: string } = {}) {
+    this.lab = new NetnsLab({ prefix: o.prefix ?? 'weirtest-h3-' });
+    this.#pinPrefix = o.pinPrefix ?? 'h3';
+  }
+
   fabric!: string;
   #fabricPorts = 0;
 
@@ -58,7 +66,7 @@ export class RouteLab {
     const nsPath = this.lab.nsPath(host.ns);
     const up = await uplinkInfo({ netns: nsPath, uplink: 'eth0' });
     const gateway = podCidr.replace(/\.0\/\d+$/, '.1');
-    const pinRoot = `/sys/fs/bpf/h3-${process.pid}-${this.lab.namePrefix.split('-').at(-2)}-${name}`;
+    const pinRoot = `/sys/fs/bpf/${this.#pinPrefix}-${process.pid}-${this.lab.namePrefix.split('-').at(-2)}-${name}`;
     const dp = await loadDatapath({
       pinRoot,
       node: { ip, id, podCidr, clusterCidr: CLUSTER_CIDR, gatewayIp: gateway, uplinkIfindex: up.ifindex, uplinkMac: up.mac },

@@ -8,6 +8,7 @@ import { loadDatapath } from '../../control/datapath/programs.js';
 import { uplinkInfo } from '../../control/datapath/node.js';
 import { possibleCpus, tc } from '../../native/index.js';
 import { requireNetns } from '../lib/netns.js';
+import { ipToNumber } from '../lib/packet.js';
 import { CLUSTER_CIDR, RouteLab, type Pod, type WeirNode } from './lab.js';
 
 const skip = requireNetns('pod routing between netns nodes', ['ping', 'iptables']);
@@ -158,6 +159,32 @@ describe.skipIf(skip)('pod routing across two weir nodes', () => {
     }
     expect((await r.lab.ping(a.ns, c.ip, { count: 2 })).received).toBe(2);
   }, 30_000);
+
+  it("with the /32 entry for a node's own address, pods' traffic to its SNAT port range goes through the tunnel unmasqueraded; other ports stay masqueraded", async () => {
+    const [a, , c] = pods;
+    const addr = (n: WeirNode) => ({ prefixlen: 32, addr: ipToNumber(n.ip) });
+    // What desiredTunnels adds next to each pod CIDR entry: the same tunnel, keyed by the node's address.
+    n1.dp.maps.tunnel4.set(addr(n2), n1.dp.maps.tunnel4.get({ prefixlen: 24, addr: 0x0af40200 })!);
+    n2.dp.maps.tunnel4.set(addr(n1), n2.dp.maps.tunnel4.get({ prefixlen: 24, addr: 0x0af40100 })!);
+    // 62000 is in the NodePort SNAT range (61000-65535): where a backend's replies to another node go.
+    const servers = await Promise.all([r.tcpServer(n1.ns, 62000), r.tcpServer(n2.ns, 62000), r.tcpServer(n1.ns, 9191), r.tcpServer(n2.ns, 9191)]);
+    try {
+      for (const [pod, n, own] of [[a, n2, n1], [c, n1, n2]] as const) {
+        const tunnelled = await r.tcpClient(pod.ns, n.ip, 62000, 100_000);
+        expect(tunnelled.server, `${pod.name} -> ${n.name}:62000`).toEqual({ peer: pod.ip, local: n.ip, bytes: 100_000 });
+        const masqueraded = await r.tcpClient(pod.ns, n.ip, 9191, 1000);
+        expect(masqueraded.server.peer, `${pod.name} -> ${n.name}:9191 via ${own.name}'s stack`).toBe(own.ip);
+        expect((await r.lab.ping(pod.ns, n.ip, { count: 2 })).received, `${pod.name} pings ${n.name}`).toBe(2);
+      }
+      // Without the entry the same port goes through the node's stack: masqueraded.
+      n1.dp.maps.tunnel4.delete(addr(n2));
+      expect((await r.tcpClient(a.ns, n2.ip, 62000, 1000)).server.peer).toBe(n1.ip);
+    } finally {
+      n1.dp.maps.tunnel4.delete(addr(n2));
+      n2.dp.maps.tunnel4.delete(addr(n1));
+      await Promise.all(servers.map((x) => x.stop()));
+    }
+  }, 60_000);
 
   it('a reload (agent restart / upgrade) reuses the pinned maps and swaps the programs in place without losing a ping', async () => {
     const [a, b, c] = pods;

@@ -46,6 +46,13 @@ const fromPodA = (dst: string, l4: 'tcp' | 'udp' | 'icmp' = 'tcp', sport = 40000
   return b.tcp({ sport, dport: 80, flags: ['SYN'], seq: 1 }).build();
 };
 
+/** A backend pod's reply to a flow another node SNATed to itself: to that node, a port of its SNAT range (61000-65535). */
+const replyFromPodA = (dst: string, l4: 'tcp' | 'udp', dport: number) => {
+  const b = eth({ src: POD_A.mac, dst: POD_A.hostMac }).ipv4({ src: POD_A.ip, dst, id: 8, df: true });
+  if (l4 === 'udp') return b.udp({ sport: 8080, dport }).payload('weir-reply').build();
+  return b.tcp({ sport: 8080, dport, flags: ['SYN', 'ACK'], seq: 5, ack: 2 }).build();
+};
+
 function arpRequest(o: { senderMac: string; senderIp: string; targetIp: string; op?: number }): Buffer {
   const a = Buffer.alloc(28);
   a.writeUInt16BE(1, 0);
@@ -170,6 +177,85 @@ describe.skipIf(skip)('routing programs under BPF_PROG_TEST_RUN', () => {
     }
   });
 
+  it("a reply to another node's NodePort SNAT (its address, port 61000-65535) with its /32 entry: VXLAN to that node, exact outer headers, unmasqueraded", async () => {
+    dp.maps.tunnel4.set(
+      { prefixlen: 32, addr: ipToNumber(REMOTE.ip) },
+      { node_addr: ipToNumber(REMOTE.ip), node_id: 2, node_mac: parseMac(REMOTE.mac), vtep_mac: Buffer.alloc(6) },
+    );
+    const before = metric(dp, WeirReason.REASON_FORWARDED, WeirDir.DIR_EGRESS);
+    const cases = [['tcp', 61000], ['udp', 62164], ['tcp', 65535]] as const;
+    for (const [l4, dport] of cases) {
+      const pkt = replyFromPodA(REMOTE.ip, l4, dport);
+      const r = await dp.programs.fromPod.testRun({ data: pkt });
+      expect(r.retval, `${l4} ${dport}`).toBe(TC_ACT_REDIRECT);
+      expect(r.data.length).toBe(pkt.length + 50);
+      const out = parsePacket(r.data);
+      expect(out.eth).toMatchObject({ dst: REMOTE.mac, src: NODE.uplinkMac, type: 0x0800 });
+      expect(out.ipv4).toMatchObject({ src: NODE.ip, dst: REMOTE.ip, protocol: 17, ttl: 64, ihl: 5, totalLength: pkt.length - 14 + 50, mf: false, fragOffset: 0 });
+      expect(out.udp).toMatchObject({ dport: 8472, checksum: 0, length: pkt.length - 14 + 30 });
+      expect(out.udp!.sport).toBeGreaterThanOrEqual(32768);
+      expect(out.udp!.sport).toBeLessThan(61000);
+      expect(out.vxlan).toMatchObject({ vniValid: true, vni: 1, flags: 0x08, reserved1: 0, reserved2: 0 });
+      expect(out.inner!.eth).toMatchObject({ dst: REMOTE.mac, src: NODE.uplinkMac, type: 0x0800 });
+      // The pod's source address and port are kept: no masquerade on the way.
+      expect(out.inner!.ipv4).toMatchObject({ src: POD_A.ip, dst: REMOTE.ip });
+      expect(r.data.subarray(64).equals(pkt.subarray(14))).toBe(true);
+      expect(verifyChecksums(r.data).ok).toBe(true);
+    }
+    expect(metric(dp, WeirReason.REASON_FORWARDED, WeirDir.DIR_EGRESS) - before).toBe(BigInt(cases.length));
+  });
+
+  it("another node's address otherwise goes to the node stack unchanged: no /32 entry, a port below the SNAT range, ICMP, our own address", async () => {
+    const stack = async (pkt: Buffer, what: string) => {
+      const r = await dp.programs.fromPod.testRun({ data: pkt });
+      expect(r.retval, what).toBe(TC_ACT_OK);
+      expect(r.data.equals(pkt), what).toBe(true);
+    };
+    // The remote pod CIDR entry (beforeEach) does not cover the node's address.
+    await stack(replyFromPodA(REMOTE.ip, 'tcp', 62000), 'no /32 entry');
+    dp.maps.tunnel4.set(
+      { prefixlen: 32, addr: ipToNumber(REMOTE.ip) },
+      { node_addr: ipToNumber(REMOTE.ip), node_id: 2, node_mac: parseMac(REMOTE.mac), vtep_mac: Buffer.alloc(6) },
+    );
+    // A pod's own flows to that node (a NodePort there, ssh, ...) keep the masquerade path.
+    await stack(replyFromPodA(REMOTE.ip, 'tcp', 60999), 'port 60999');
+    await stack(replyFromPodA(REMOTE.ip, 'udp', 30080), 'udp to a NodePort');
+    await stack(fromPodA(REMOTE.ip, 'tcp'), 'tcp :80');
+    await stack(fromPodA(REMOTE.ip, 'icmp'), 'ping');
+    // A stale entry for our own address never sends our pods' packets away.
+    dp.maps.tunnel4.set(
+      { prefixlen: 32, addr: ipToNumber(NODE.ip) },
+      { node_addr: ipToNumber(REMOTE.ip), node_id: 2, node_mac: parseMac(REMOTE.mac), vtep_mac: Buffer.alloc(6) },
+    );
+    await stack(replyFromPodA(NODE.ip, 'udp', 62000), 'own address');
+  });
+
+  it("decap: VXLAN whose inner destination is this node's own address goes to the node stack, inner packet intact", async () => {
+    for (const l4 of ['tcp', 'udp', 'icmp'] as const) {
+      const b = eth({ src: REMOTE.mac, dst: NODE.uplinkMac }).ipv4({ src: '10.244.2.7', dst: NODE.ip, id: 4, df: true });
+      const inner = (l4 === 'tcp'
+        ? b.tcp({ sport: 8080, dport: 61234, flags: ['SYN', 'ACK'], seq: 9, ack: 2 })
+        : l4 === 'udp'
+          ? b.udp({ sport: 8080, dport: 61234 }).payload('reply')
+          : b.icmpv4({ type: 'echo-request', id: 5, seq: 2 }).payload('ping')
+      ).build();
+      const pkt = eth({ src: REMOTE.mac, dst: NODE.uplinkMac })
+        .ipv4({ src: REMOTE.ip, dst: NODE.ip, id: 1 })
+        .vxlan({ vni: 1, sport: 45678, udpZeroChecksum: true })
+        .payload(inner)
+        .build();
+      const r = await dp.programs.fromUplink.testRun({ data: pkt });
+      expect(r.retval, l4).toBe(TC_ACT_OK);
+      expect(r.data.length).toBe(inner.length);
+      const out = parsePacket(r.data);
+      // The outer Ethernet header (to this node) stays in front of the inner IP packet.
+      expect(out.eth).toMatchObject({ dst: NODE.uplinkMac, src: REMOTE.mac, type: 0x0800 });
+      expect(out.ipv4).toMatchObject({ src: '10.244.2.7', dst: NODE.ip });
+      expect(r.data.subarray(14).equals(inner.subarray(14))).toBe(true);
+      expect(verifyChecksums(r.data).ok).toBe(true);
+    }
+  });
+
   it('decap: VXLAN for this node is stripped and delivered into the local pod', async () => {
     const inner = eth({ src: '6e:11:22:33:44:55', dst: NODE.uplinkMac })
       .ipv4({ src: '10.244.2.7', dst: POD_B.ip, id: 3 })
@@ -278,16 +364,25 @@ describe.skipIf(skip)('routing programs under BPF_PROG_TEST_RUN', () => {
       { name: 'n2', podCidr: '10.244.2.0/24', internalIp: '192.168.77.22', uplinkMac: '02:aa:00:00:00:22' },
       { name: 'fl', podCidr: '10.244.5.0/24', internalIp: '192.168.77.5', uplinkMac: '02:aa:00:00:00:05', vtepMac: '6e:00:00:00:00:05' },
     ];
-    // beforeEach left n2's CIDR pointing at 192.168.77.2: it changes.
-    expect(reconcileTunnels(dp.maps.tunnel4, nodes, 'self')).toEqual({ set: 2, deleted: 0, errors: [] });
+    // beforeEach left n2's CIDR pointing at 192.168.77.2: it changes; each node's own /32 and fl's CIDR are new.
+    expect(reconcileTunnels(dp.maps.tunnel4, nodes, 'self')).toEqual({ set: 4, deleted: 0, errors: [] });
     const outer = async (dst: string) => parsePacket((await dp.programs.fromPod.testRun({ data: fromPodA(dst, 'udp') })).data);
     expect((await outer('10.244.2.7')).ipv4?.dst).toBe('192.168.77.22');
+    // Replies to the node's NodePort SNAT go through its tunnel too; to our own address they do not.
+    const n2 = parsePacket((await dp.programs.fromPod.testRun({ data: replyFromPodA('192.168.77.22', 'udp', 62000) })).data);
+    expect(n2.ipv4?.dst).toBe('192.168.77.22');
+    expect(n2.inner?.ipv4?.dst).toBe('192.168.77.22');
+    expect((await dp.programs.fromPod.testRun({ data: replyFromPodA(NODE.ip, 'udp', 62000) })).retval).toBe(TC_ACT_OK);
     const fl = await outer('10.244.5.9');
     expect(fl.ipv4?.dst).toBe('192.168.77.5');
     expect(fl.eth?.dst).toBe('02:aa:00:00:00:05');
     expect(fl.inner?.eth?.dst).toBe('6e:00:00:00:00:05');
-    // A node that leaves takes its route with it.
-    expect(reconcileTunnels(dp.maps.tunnel4, nodes.slice(0, 2), 'self')).toEqual({ set: 0, deleted: 1, errors: [] });
+    // A node that leaves takes both its routes with it: its pods are unreachable, its address is the stack's again.
+    expect(reconcileTunnels(dp.maps.tunnel4, nodes.slice(0, 2), 'self')).toEqual({ set: 0, deleted: 2, errors: [] });
     expect((await dp.programs.fromPod.testRun({ data: fromPodA('10.244.5.9') })).retval).toBe(TC_ACT_SHOT);
+    const toFl = replyFromPodA('192.168.77.5', 'tcp', 62000);
+    const r = await dp.programs.fromPod.testRun({ data: toFl });
+    expect(r.retval).toBe(TC_ACT_OK);
+    expect(r.data.equals(toFl)).toBe(true);
   });
 });

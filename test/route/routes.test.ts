@@ -53,33 +53,61 @@ describe('address parsing', () => {
 });
 
 describe('desiredTunnels / diffTunnels / reconcileTunnels', () => {
-  it('one entry per other node; the own node is skipped; a missing vtep MAC is zero (use node_mac)', () => {
+  it("two entries per other node (pod CIDR and its own address /32, same tunnel); the own node is skipped; a missing vtep MAC is zero (use node_mac)", () => {
     const { entries, errors } = desiredTunnels(nodes, 'n1');
     expect(errors).toEqual([]);
     expect(entries.map((e) => [e.key, e.value.node_addr, e.value.node_id])).toEqual([
       [{ prefixlen: 24, addr: 0x0af40300 }, 0xc0a84d03, 0],
+      [{ prefixlen: 32, addr: 0xc0a84d03 }, 0xc0a84d03, 0],
       [{ prefixlen: 24, addr: 0x0af40200 }, 0xc0a84d02, 2],
+      [{ prefixlen: 32, addr: 0xc0a84d02 }, 0xc0a84d02, 2],
     ]);
+    // The node's own address is reached exactly like its pods (flannel vtep MAC included).
+    expect(entries[1].value).toEqual(entries[0].value);
+    expect(entries[3].value).toEqual(entries[2].value);
     expect(entries[0].value.vtep_mac.equals(parseMac('6e:00:00:00:00:03'))).toBe(true);
-    expect(entries[1].value.vtep_mac.equals(Buffer.alloc(6))).toBe(true);
-    expect(entries[1].value.node_mac.equals(parseMac('02:00:00:00:00:02'))).toBe(true);
+    expect(entries[2].value.vtep_mac.equals(Buffer.alloc(6))).toBe(true);
+    expect(entries[2].value.node_mac.equals(parseMac('02:00:00:00:00:02'))).toBe(true);
+    // Our own address never gets an entry.
+    expect(entries.some((e) => e.key.addr === 0xc0a84d01)).toBe(false);
   });
 
-  it('a bad node is reported and left out without taking the others away; a duplicate CIDR loses by name order', () => {
+  it('a bad node is reported and left out (neither entry) without taking the others away; a duplicate CIDR loses by name order', () => {
     const bad = [...nodes, { name: 'zz', podCidr: '10.244.2.0/24', internalIp: '192.168.77.9', uplinkMac: '02:00:00:00:00:09' }, { name: 'bad', podCidr: '10.244.9.0/24', internalIp: 'x', uplinkMac: '02:00:00:00:00:0a' }];
     const { entries, errors } = desiredTunnels(bad, 'n1');
-    expect(entries).toHaveLength(2);
+    expect(entries.map((e) => `${e.key.addr.toString(16)}/${e.key.prefixlen}`)).toEqual(['af40300/24', 'c0a84d03/32', 'af40200/24', 'c0a84d02/32']);
     expect(errors).toEqual(["node bad: InternalIP: 'x' is not an IPv4 address", "node zz: podCIDR 10.244.2.0/24 is already node n2's"]);
+    // Neither the pod CIDR of the node without a valid InternalIP nor the loser's address appears.
+    expect(entries.some((e) => e.key.addr === 0x0af40900 || e.key.addr === 0xc0a84d09)).toBe(false);
+  });
+
+  it("two nodes with one InternalIP: the second (by name) is an error with neither entry; claiming our own address is one too", () => {
+    const dup = [...nodes, { name: 'n9', podCidr: '10.244.9.0/24', internalIp: '192.168.77.2', uplinkMac: '02:00:00:00:00:09' }, { name: 'n8', podCidr: '10.244.8.0/24', internalIp: '192.168.77.1', uplinkMac: '02:00:00:00:00:08' }];
+    const { entries, errors } = desiredTunnels(dup, 'n1');
+    expect(errors).toEqual(["node n8: InternalIP 192.168.77.1 is already node n1's", "node n9: InternalIP 192.168.77.2 is already node n2's"]);
+    expect(entries).toHaveLength(4);
+    expect(entries.filter((e) => e.key.addr === 0xc0a84d02).map((e) => e.value.node_id)).toEqual([2]);
+    expect(entries.some((e) => e.key.addr === 0x0af40900 || e.key.addr === 0x0af40800 || e.key.addr === 0xc0a84d01)).toBe(false);
   });
 
   it('reconcile writes new and changed entries, deletes stale ones, and leaves equal ones alone', () => {
     const t = new FakeTable();
-    expect(reconcileTunnels(t, nodes, 'n1')).toEqual({ set: 2, deleted: 0, errors: [] });
+    expect(reconcileTunnels(t, nodes, 'n1')).toEqual({ set: 4, deleted: 0, errors: [] });
     expect(reconcileTunnels(t, nodes, 'n1')).toEqual({ set: 0, deleted: 0, errors: [] });
+    // n2 moves to another address: its CIDR entry changes, its old /32 goes, a new /32 comes; fl leaves (2 deletes).
     const moved = nodes.map((n) => (n.name === 'n2' ? { ...n, internalIp: '192.168.77.22' } : n)).filter((n) => n.name !== 'fl');
-    expect(reconcileTunnels(t, moved, 'n1')).toEqual({ set: 1, deleted: 1, errors: [] });
-    expect(t.dump().map(([, v]) => v.node_addr)).toEqual([0xc0a84d16]);
+    expect(reconcileTunnels(t, moved, 'n1')).toEqual({ set: 2, deleted: 3, errors: [] });
+    expect(t.dump().map(([k, v]) => [k.addr, k.prefixlen, v.node_addr])).toEqual([
+      [0x0af40200, 24, 0xc0a84d16],
+      [0xc0a84d16, 32, 0xc0a84d16],
+    ]);
     expect(diffTunnels(t.dump(), desiredTunnels(moved, 'n1').entries)).toEqual({ set: [], del: [] });
+    // A node whose InternalIP turns invalid loses both entries at the next reconcile.
+    const broken = moved.map((n) => (n.name === 'n2' ? { ...n, internalIp: '' } : n));
+    const r = reconcileTunnels(t, broken, 'n1');
+    expect(r).toMatchObject({ set: 0, deleted: 2 });
+    expect(r.errors).toEqual(["node n2: InternalIP: '' is not an IPv4 address"]);
+    expect(t.dump()).toEqual([]);
   });
 
   it('reads Node objects: podCIDR, InternalIP, weir.io/uplink-mac, flannel VtepMAC', () => {
