@@ -78,7 +78,9 @@ export function agentArgs(n: LabNode): string[] {
     '--service-cidr', SERVICE_CIDR,
     '--cni-socket', n.cniSocket,
     '--state-dir', n.stateDir,
-    '--metrics-host', n.ip,
+    // All addresses of the node's netns: the node IP for probes from the
+    // fabric, 127.0.0.1 for `weir --node N --netns NS status`.
+    '--metrics-host', '0.0.0.0',
     '--metrics-port', String(n.metricsPort),
   ];
 }
@@ -176,7 +178,9 @@ export function api(method: string, path: string, body?: unknown, contentType = 
   if (!existsSync(API_SOCKET)) return Promise.reject(new LabError('the lab is not up (no API socket): run weir lab up'));
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath: API_SOCKET, method, path, headers: data ? { 'content-type': contentType, 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
+    // agent: false = a connection per call: a kept-alive socket the server
+    // closes while idle fails the next request with EPIPE.
+    const req = request({ socketPath: API_SOCKET, agent: false, method, path, headers: data ? { 'content-type': contentType, 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (d) => (text += d));
       res.on('end', () => {
