@@ -53,6 +53,8 @@ function servicesSubsystem(dp: Datapath, cfg: AgentConfig, log: Logger, metrics:
   let reconciler: ServiceReconciler | undefined;
   let previous: Map<string, ServiceDesired> | undefined;
   let reported = new Set<string>();
+  /** "frontend error" → frontend, of the failures logged (each once). */
+  let reportedFailures = new Map<string, string>();
   return {
     name: 'services',
     async start() {
@@ -86,7 +88,23 @@ function servicesSubsystem(dp: Datapath, cfg: AgentConfig, log: Logger, metrics:
       }
       reported = now;
       metrics.objectProblems.reset([...byKind].map(([kind, n]) => [{ kind }, n]));
-      reconciler!.sync(out.state);
+      // A frontend the kernel refuses is left as it was and retried next
+      // pass; the rest are programmed, so this pass does not fail (the agent
+      // stays ready). sync still throws for errors of the maps themselves.
+      const { failed } = reconciler!.sync(out.state);
+      const failing = new Map<string, string>();
+      for (const f of failed) {
+        const key = `${f.frontend} ${f.error.message}`;
+        failing.set(key, f.frontend);
+        if (!reportedFailures.has(key)) {
+          log.warn({ service: f.service || undefined, port: f.portName || undefined, frontend: f.frontend, err: f.error.message }, 'service frontend not programmed; retrying each sync');
+        }
+      }
+      const stillFailing = new Set(failing.values());
+      for (const [key, fk] of reportedFailures) if (!failing.has(key) && !stillFailing.has(fk)) log.info({ frontend: fk }, 'service frontend no longer failing');
+      reportedFailures = failing;
+      // One per pass with failures, as for a pass that throws.
+      if (failed.length > 0) metrics.syncErrors.inc({ subsystem: 'services' });
     },
   };
 }

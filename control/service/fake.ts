@@ -3,8 +3,24 @@ import type { Backend4, LbSlotKey, NodeAddrValue, Revnat4, Svc4Key, SvcValue } f
 import { MAGLEV_M_DEFAULT } from './maglev.js';
 import type { MaglevStore, ServiceTables, Table } from './reconciler.js';
 
+/** An error shaped like a BpfError of the native addon (errno, code). */
+export function mapError(code: string, errno: number, message = `map update failed (${code})`): Error & { errno: number; code: string } {
+  return Object.assign(new Error(message), { errno, code });
+}
+export const E2BIG = 7;
+export const ENOSPC = 28;
+export const EINVAL = 22;
+export const EBADF = 9;
+
+/** Decides per write whether it fails: the error to throw, or undefined. */
+export type FailRule<K> = (op: 'set' | 'delete', key: K) => Error | undefined;
+
 export class FakeTable<K, V> implements Table<K, V> {
   readonly data = new Map<string, [K, V]>();
+  /** Injected failures: a write any rule answers with an error throws it and changes nothing. */
+  readonly failures: Array<FailRule<K>> = [];
+  /** Optional capacity: a set of a new key beyond it fails with E2BIG, as a full BPF hash does. */
+  maxEntries = Infinity;
   /** setMany/deleteMany calls (batches), to tell batch syncs from per-entry ones. */
   batches = 0;
   /** Every call that wrote, for order checks: [table, op, key]. */
@@ -16,17 +32,27 @@ export class FakeTable<K, V> implements Table<K, V> {
   get(k: K): V | undefined {
     return this.data.get(this.#k(k))?.[1];
   }
+  #check(op: 'set' | 'delete', k: K): void {
+    for (const rule of this.failures) {
+      const e = rule(op, k);
+      if (e) throw e;
+    }
+    if (op === 'set' && this.data.size >= this.maxEntries && !this.data.has(this.#k(k))) throw mapError('E2BIG', E2BIG);
+  }
   set(k: K, v: V): void {
+    this.#check('set', k);
     this.log.push([this.name, 'set', this.#k(k)]);
     this.data.set(this.#k(k), [structuredClone(k), structuredClone(v)]);
   }
   delete(k: K): boolean {
+    this.#check('delete', k);
     this.log.push([this.name, 'delete', this.#k(k)]);
     return this.data.delete(this.#k(k));
   }
   *entries(): Generator<[K, V]> {
     for (const [k, v] of this.data.values()) yield [structuredClone(k), structuredClone(v)];
   }
+  /** Like BPF_MAP_UPDATE_BATCH: entries before the first failing one stay written. */
   setMany(entries: Array<[K, V]>): void {
     this.batches++;
     for (const [k, v] of entries) this.set(k, v);
@@ -40,6 +66,16 @@ export class FakeTable<K, V> implements Table<K, V> {
 export class FakeMaglev implements MaglevStore {
   readonly data = new Map<number, Uint32Array>();
   readonly tagOf = new Map<number, string>();
+  /** Injected failures by svc_id: the swap of that table throws (the ones before it in the call stay swapped). */
+  readonly failures: Array<(op: 'set' | 'delete', svcId: number) => Error | undefined> = [];
+  /** replaceMany calls, to tell chunked swaps from per-table retries. */
+  calls = 0;
+  #check(op: 'set' | 'delete', svcId: number): void {
+    for (const rule of this.failures) {
+      const e = rule(op, svcId);
+      if (e) throw e;
+    }
+  }
   constructor(
     readonly log: Array<[string, 'set' | 'delete', string]>,
     readonly m: number = MAGLEV_M_DEFAULT,
@@ -48,7 +84,9 @@ export class FakeMaglev implements MaglevStore {
     return [...this.tagOf];
   }
   replaceMany(tables: Array<{ svcId: number; table: Uint32Array; tag: string }>): void {
+    this.calls++;
     for (const { svcId, table, tag } of tables) {
+      this.#check('set', svcId);
       if (table.length !== this.m) throw new RangeError(`table of ${table.length} for M=${this.m}`);
       this.log.push(['maglev', 'set', String(svcId)]);
       this.data.set(svcId, table.slice());
@@ -57,6 +95,7 @@ export class FakeMaglev implements MaglevStore {
   }
   deleteMany(svcIds: number[]): void {
     for (const svcId of svcIds) {
+      this.#check('delete', svcId);
       this.log.push(['maglev', 'delete', String(svcId)]);
       this.data.delete(svcId);
       this.tagOf.delete(svcId);

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { BackendFlags, BackendState, LbAlgorithm, type Backend4, type LbSlotKey, type Svc4Key, type SvcValue } from '../datapath/types.gen.js';
-import { fakeTables, type FakeTable, type FakeTables } from './fake.js';
+import { E2BIG, EBADF, EINVAL, ENOSPC, fakeTables, mapError, type FakeTable, type FakeTables } from './fake.js';
 import { IdAllocator } from './ids.js';
 import { maglevTable } from './maglev.js';
 import { buildDesired } from './model.js';
 import { ServiceReconciler, assignSlots, type WriteCounters } from './reconciler.js';
 import { port, service, slice, type Ep } from './testobjects.js';
-import { backendKey, parseIPv4, type DesiredState } from './types.js';
+import { backendKey, frontendKey, parseIPv4, type DesiredState } from './types.js';
 
 const ip = (s: string) => parseIPv4(s)!;
 const ME = 'node-a';
@@ -285,6 +285,239 @@ describe('service reconciler', () => {
     d.backends.delete(backendKey({ addr: ip('10.244.0.1'), port: 8080, proto: 6 }));
     expect(() => r.sync(d)).toThrow(/names backend 10.244.0.1:8080\/6/);
     expect(t.log).toEqual([]);
+  });
+});
+
+/** Frontend key of the extra service s<i> (ClusterIP 10.97.0.i:443/TCP). */
+const extraKey = (i: number): Svc4Key => ({ addr: ip(`10.97.0.${i}`), port: 443, proto: 6, scope: 0 });
+const extraFk = (i: number) => frontendKey(extraKey(i));
+
+/**
+ * What a packet could follow is all there: each service entry's slots, their
+ * backends, its reverse NAT and (Maglev) every backend its table names.
+ */
+function expectConsistent(t: FakeTables): void {
+  for (const [key, value] of t.svc4.entries()) {
+    expect(() => readService(t, key), frontendKey(key)).not.toThrow();
+    expect(t.revnat4.get(value.revnat_id), `revnat of ${frontendKey(key)}`).toBeDefined();
+    if (value.algorithm === LbAlgorithm.LB_ALG_MAGLEV && value.count > 0) {
+      const table = t.maglev.data.get(value.svc_id);
+      expect(table, `Maglev table of ${frontendKey(key)}`).toBeDefined();
+      for (const id of new Set(table)) expect(t.backend4.get(id), `backend ${id} in the table of ${frontendKey(key)}`).toBeDefined();
+    }
+  }
+}
+
+describe('service reconciler: a failing frontend does not block the others', () => {
+  it('a refused service entry fails only its frontend; the others are programmed, it is retried next sync', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    t.svc4.failures.push((op, k) => (op === 'set' && frontendKey(k) === extraFk(2) ? mapError('ENOSPC', ENOSPC) : undefined));
+    const res = r.sync(desired(eps(3), { extra: 5 }));
+    expect(res.failed).toHaveLength(1);
+    expect(res.failed[0]).toMatchObject({ frontend: extraFk(2), service: 'default/s2', portName: 'https' });
+    expect(res.failed[0].error.message).toMatch(/ENOSPC/);
+    // The batch fell back to single writes: every other entry is in.
+    expect(t.svc4.get(extraKey(2))).toBeUndefined();
+    expect(addrs(readService(t, WEB).backends)).toEqual(['10.244.0.1:8080', '10.244.0.2:8080', '10.244.0.3:8080']);
+    for (const i of [0, 1, 3, 4]) expect(readService(t, extraKey(i)).value.count).toBe(2);
+    expect(r.counters.svc4.writes).toBe(5);
+    expectConsistent(t);
+
+    // Unchanged desired state, the kernel takes it now: only the failed entry is written.
+    t.svc4.failures.length = 0;
+    r.resetCounters();
+    t.log.length = 0;
+    expect(r.sync(desired(eps(3), { extra: 5 })).failed).toEqual([]);
+    expect(addrs(readService(t, extraKey(2)).backends)).toEqual(['10.245.0.2:8443', '10.246.0.2:8443']);
+    expect(t.log).toEqual([['svc4', 'set', JSON.stringify(extraKey(2))]]);
+    expect(total(r.counters)).toBe(1);
+  });
+
+  it('slots that do not fit: the frontend gives the room back, later frontends get it, counters count what was written', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    // s2's second slot is refused; the batch stops there, then per frontend.
+    t.lbSlots.failures.push((op, k) =>
+      op === 'set' && k.svc_id === r.svcIds.get(extraFk(2)) && k.slot === 2 ? mapError('E2BIG', E2BIG) : undefined,
+    );
+    const res = r.sync(desired(eps(3), { extra: 5 }));
+    expect(res.failed.map((f) => f.service)).toEqual(['default/s2']);
+    expect(res.failed[0].error.message).toMatch(/slots of service id \d+: .*E2BIG/);
+    const s2 = r.svcIds.get(extraFk(2))!;
+    // Its slot 1 was written and taken back: no slot of s2 left, no entry for it.
+    expect([...t.lbSlots.entries()].filter(([k]) => k.svc_id === s2)).toEqual([]);
+    expect(t.svc4.get(extraKey(2))).toBeUndefined();
+    for (const i of [0, 1, 3, 4]) expect(readService(t, extraKey(i)).value.count).toBe(2);
+    // 3 + 2 + 2 + (s2's slot 1) + 2 + 2 written one group at a time; s2's slot 1 deleted again.
+    expect(r.counters.lbSlots).toEqual({ writes: 12, deletes: 1 });
+    expect(t.lbSlots.data.size).toBe(11);
+    expect(r.counters.svc4.writes).toBe(5);
+    // Its backends and reverse NAT are written (shared entries, harmless without an entry) and kept for the retry.
+    expect(r.counters.backend4.writes).toBe(13);
+    expectConsistent(t);
+
+    t.lbSlots.failures.length = 0;
+    r.resetCounters();
+    expect(r.sync(desired(eps(3), { extra: 5 })).failed).toEqual([]);
+    expect(r.counters.lbSlots).toEqual({ writes: 2, deletes: 0 });
+    expect(r.counters.svc4.writes).toBe(1);
+    expect(addrs(readService(t, extraKey(2)).backends)).toEqual(['10.245.0.2:8443', '10.246.0.2:8443']);
+  });
+
+  it('a service growing past a full slots map keeps its old entry and backends; a new small service still gets in', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    r.sync(desired(eps(3), { extra: 1 }));
+    t.lbSlots.maxEntries = t.lbSlots.data.size + 3; // room for 3 more slots
+    // web: backend 3 goes, 4 new ones come (needs slots 3..6); s1 (new, 2 slots) after it.
+    const d = desired([...eps(2), ...eps(4, 10)], { extra: 2 });
+    const res = r.sync(d);
+    expect(res.failed.map((f) => [f.service, f.portName])).toEqual([['default/web', 'http']]);
+    expect(res.failed[0].error.message).toMatch(/E2BIG/);
+    // web still answers with 3 backends: slot 3 took a new backend (in place), the old entry counts 3.
+    const web = readService(t, WEB);
+    expect(web.value.count).toBe(3);
+    expect(web.backends).toHaveLength(3);
+    expect(readService(t, extraKey(1)).value.count).toBe(2);
+    expectConsistent(t);
+
+    t.lbSlots.maxEntries = Infinity;
+    expect(r.sync(d).failed).toEqual([]);
+    expect(addrs(readService(t, WEB).backends)).toEqual(
+      ['10.244.0.1:8080', '10.244.0.2:8080', '10.244.0.10:8080', '10.244.0.11:8080', '10.244.0.12:8080', '10.244.0.13:8080'].sort(),
+    );
+    expectConsistent(t);
+  });
+
+  it('a refused Maglev table: the old table and every backend it names stay until the new one is in', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    r.sync(desired(eps(3), { maglev: true, extra: 2 }));
+    const svcId = readService(t, WEB).value.svc_id;
+    const oldTable = t.maglev.data.get(svcId)!.slice();
+    const gone = r.backendIds.get('10.244.0.3:8080/6')!;
+    expect(oldTable).toContain(gone);
+    t.maglev.failures.push((op, id) => (op === 'set' && id === svcId ? mapError('EINVAL', EINVAL) : undefined));
+
+    // Backend 3 replaced by 9, and a new service s2 at the same time.
+    const d = desired([...eps(2), { ip: '10.244.0.9' }], { maglev: true, extra: 3 });
+    const res = r.sync(d);
+    expect(res.failed).toHaveLength(1);
+    expect(res.failed[0]).toMatchObject({ frontend: frontendKey(WEB), service: 'default/web' });
+    expect(res.failed[0].error.message).toMatch(/Maglev table of service id \d+: .*EINVAL/);
+    expect(t.maglev.data.get(svcId)).toEqual(oldTable);
+    expect(t.backend4.get(gone)).toBeDefined(); // still named by the table in place
+    expect(readService(t, extraKey(2)).value.count).toBe(2);
+    expectConsistent(t);
+
+    t.maglev.failures.length = 0;
+    expect(r.sync(d).failed).toEqual([]);
+    expect(t.backend4.get(gone)).toBeUndefined();
+    expect(t.maglev.data.get(svcId)).not.toContain(gone);
+    expectConsistent(t);
+  });
+
+  it('a refused entry rewrite: the old entry keeps its slots past the new count and its Maglev table', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    r.sync(desired(eps(4), { maglev: true, extra: 1 }));
+    const before = readService(t, WEB);
+    t.svc4.failures.push((op, k) => (op === 'set' && frontendKey(k) === frontendKey(WEB) ? mapError('EINVAL', EINVAL) : undefined));
+    // web shrinks to 2 backends and turns random: slots 3-4, backends 3-4 and the table are still named.
+    const res = r.sync(desired(eps(2), { extra: 1 }));
+    expect(res.failed.map((f) => f.service)).toEqual(['default/web']);
+    expect(readService(t, WEB).value).toEqual(before.value);
+    expect(addrs(readService(t, WEB).backends)).toEqual(addrs(before.backends));
+    expect(t.maglev.data.has(before.value.svc_id)).toBe(true);
+    expectConsistent(t);
+    t.svc4.failures.length = 0;
+    expect(r.sync(desired(eps(2), { extra: 1 })).failed).toEqual([]);
+    expect(readService(t, WEB).value).toMatchObject({ count: 2, algorithm: LbAlgorithm.LB_ALG_RANDOM });
+    expect(t.maglev.data.size).toBe(0);
+    expect(t.lbSlots.data.size).toBe(4);
+    expect(t.backend4.data.size).toBe(4);
+  });
+
+  it('a refused Maglev swap in a chunk retries table by table: only the culprit fails', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    const d = (n: number) => {
+      const x = desired(eps(n), { maglev: true, extra: 3 });
+      for (const f of x.frontends.values()) f.algorithm = LbAlgorithm.LB_ALG_MAGLEV;
+      return x;
+    };
+    t.maglev.failures.push((op, id) => (op === 'set' && id === r.svcIds.get(extraFk(1)) ? mapError('ENOMEM', 12) : undefined));
+    const res = r.sync(d(3));
+    expect(res.failed.map((f) => f.frontend)).toEqual([extraFk(1)]);
+    expect(t.maglev.calls).toBe(1 + 4); // one chunk, then one per table
+    expect(r.counters.maglev.writes).toBe(3);
+    for (const k of [WEB, extraKey(0), extraKey(2)]) expect(readService(t, k).value.algorithm).toBe(LbAlgorithm.LB_ALG_MAGLEV);
+    expect(t.svc4.get(extraKey(1))).toBeUndefined();
+    expectConsistent(t);
+  });
+
+  it('a backend the map refuses fails only the frontends that name it', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    r.sync(desired(eps(2), { extra: 1 }));
+    t.backend4.maxEntries = t.backend4.data.size + 2; // s1's two backends fit, s2's do not
+    const res = r.sync(desired(eps(2), { extra: 3 }));
+    expect(res.failed.map((f) => f.service)).toEqual(['default/s2']);
+    expect(res.failed[0].error.message).toMatch(/backend 10.24[56].0.2:8443\/6: .*E2BIG/);
+    expect(readService(t, extraKey(1)).value.count).toBe(2);
+    expect(t.svc4.get(extraKey(2))).toBeUndefined();
+    expect([...t.lbSlots.entries()].filter(([k]) => k.svc_id === r.svcIds.get(extraFk(2)))).toEqual([]);
+    expectConsistent(t);
+    t.backend4.maxEntries = Infinity;
+    expect(r.sync(desired(eps(2), { extra: 3 })).failed).toEqual([]);
+    expect(readService(t, extraKey(2)).value.count).toBe(2);
+  });
+
+  it('write order holds with failures: each programmed frontend has its backends and slots before its entry', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    t.lbSlots.failures.push((op, k) => (op === 'set' && k.svc_id === r.svcIds.get(extraFk(0)) ? mapError('E2BIG', E2BIG) : undefined));
+    r.sync(desired(eps(2), { extra: 3 }));
+    const at = (table: string, op: string, key: string) => t.log.findIndex(([a, b, c]) => a === table && b === op && c === key);
+    for (const [key, value] of t.svc4.entries()) {
+      const entryAt = at('svc4', 'set', JSON.stringify(key));
+      for (let slot = 1; slot <= value.count; slot++) {
+        const k = { svc_id: value.svc_id, slot };
+        const slotAt = t.log.map(([a, b, c]) => `${a} ${b} ${c}`).lastIndexOf(`lbSlots set ${JSON.stringify(k)}`);
+        expect(slotAt).toBeGreaterThanOrEqual(0);
+        expect(slotAt).toBeLessThan(entryAt);
+        expect(at('backend4', 'set', String(t.lbSlots.get(k)))).toBeLessThan(slotAt);
+      }
+    }
+    expect(t.svc4.get(extraKey(0))).toBeUndefined();
+    expect(t.svc4.data.size).toBe(3);
+  });
+
+  it('a service entry that cannot be deleted keeps its slots, backends and reverse NAT; the next sync removes it', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    r.sync(desired(eps(2), { extra: 2 }));
+    const s1 = readService(t, extraKey(1));
+    t.svc4.failures.push((op, k) => (op === 'delete' && frontendKey(k) === extraFk(1) ? mapError('EINVAL', EINVAL) : undefined));
+    const res = r.sync(desired(eps(2), { extra: 1 })); // s1 goes
+    expect(res.failed).toHaveLength(1);
+    expect(res.failed[0]).toMatchObject({ frontend: extraFk(1), service: 'default/s1', portName: 'https' });
+    expect(readService(t, extraKey(1))).toEqual(s1);
+    expectConsistent(t);
+    t.svc4.failures.length = 0;
+    expect(r.sync(desired(eps(2), { extra: 1 })).failed).toEqual([]);
+    expect(t.svc4.get(extraKey(1))).toBeUndefined();
+    expect([...t.lbSlots.entries()].filter(([k]) => k.svc_id === s1.value.svc_id)).toEqual([]);
+    expect(t.revnat4.get(s1.value.revnat_id)).toBeUndefined();
+    expect(t.backend4.data.size).toBe(4);
+  });
+
+  it('an error of the map itself (EBADF) still throws', () => {
+    const t = fakeTables();
+    const r = new ServiceReconciler(t);
+    t.svc4.failures.push(() => mapError('EBADF', EBADF));
+    expect(() => r.sync(desired(eps(2), { extra: 2 }))).toThrow(/EBADF/);
   });
 });
 

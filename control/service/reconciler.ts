@@ -8,13 +8,21 @@
 // reverse-NAT → backends. Slots keep their place when the backend set
 // changes: a removed backend's slot gets the last backend, a new backend takes
 // the first free slot, so one endpoint change is a write or two.
+//
+// Failures stay with their frontend: each map is written in one batch, and
+// when the batch fails, entry by entry (slots: frontend by frontend) to find
+// the culprit. A frontend whose backend, reverse NAT, slots or Maglev table
+// was refused gets no new service entry (the old one keeps working, and
+// nothing it names is removed); slots it wrote past its count are taken back
+// so it does not hold room others need. sync returns the failed frontends and
+// tries them again next time.
 import { createHash } from 'node:crypto';
 import type { Backend4, LbSlotKey, NodeAddrValue, Revnat4, Svc4Key, SvcValue } from '../datapath/types.gen.js';
 import { BackendFlags, LbAlgorithm } from '../datapath/types.gen.js';
 import { IdAllocator } from './ids.js';
 import { maglevTable } from './maglev.js';
 import { backendState } from './model.js';
-import { backendKey, frontendKey, revnatKey, type DesiredFrontend, type DesiredState } from './types.js';
+import { backendKey, frontendKey, ipString, revnatKey, type DesiredFrontend, type DesiredState } from './types.js';
 
 /** One map as the reconciler sees it: the shape of control/datapath/maps.ts TypedMap. */
 export interface Table<K, V> {
@@ -59,6 +67,35 @@ export interface ServiceTables {
 export type TableName = keyof ServiceTables;
 /** Entries written and deleted per map (Maglev: tables replaced / deleted). */
 export type WriteCounters = Record<TableName, { writes: number; deletes: number }>;
+
+/** A frontend (or a leftover) whose writes the kernel refused this sync. */
+export interface SyncFailure {
+  /** frontendKey; for a write tied to no desired frontend, the map and key ("node4 192.168.1.10"). */
+  frontend: string;
+  /** "namespace/name" of the Service ('' when not known, e.g. an entry recovered at start). */
+  service: string;
+  portName: string;
+  error: Error;
+}
+
+export interface SyncResult {
+  /** Empty when the maps hold everything desired. */
+  failed: SyncFailure[];
+}
+
+// Errors of the map itself, not of one entry: every write would fail alike.
+const EPERM = 1;
+const EBADF = 9;
+const EACCES = 13;
+const EFAULT = 14;
+const WHOLE_MAP_ERRNOS = new Set([EPERM, EBADF, EACCES, EFAULT]);
+
+/** True for an error no other entry would escape (a closed map, no permission): sync throws it. */
+export function affectsEverything(e: unknown): boolean {
+  return WHOLE_MAP_ERRNOS.has((e as { errno?: number } | undefined)?.errno ?? 0);
+}
+
+const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 
 /** Maglev tables built before they are handed to the store. */
 const MAGLEV_FLUSH = 64;
@@ -112,6 +149,8 @@ export class ServiceReconciler {
   /** svc_id → tag of the table in place. */
   readonly #maglev = new Map<number, string>();
   readonly #nodeAddrs = new Set<number>();
+  /** frontendKey → its Service, for reporting a failure to remove it. */
+  readonly #names = new Map<string, { service: string; portName: string }>();
   readonly #m: number;
 
   /** The Maglev table size is the store's (it must match the loaded weir_maglev inner map). */
@@ -154,21 +193,108 @@ export class ServiceReconciler {
     this.counters = emptyCounters();
   }
 
-  #setMany<K, V>(name: Exclude<TableName, 'maglev'>, entries: Array<[K, V]>): void {
-    if (entries.length === 0) return;
-    (this.tables[name] as unknown as Table<K, V>).setMany(entries);
-    this.counters[name].writes += entries.length;
+  /**
+   * Writes entries as one batch; when the batch fails, one by one, so one
+   * bad entry costs only itself. Returns index → error of the entries not
+   * written. An error that affects the whole map (see affectsEverything) is
+   * thrown.
+   */
+  #setEach<K, V>(name: Exclude<TableName, 'maglev'>, entries: Array<[K, V]>): Map<number, Error> {
+    const failed = new Map<number, Error>();
+    if (entries.length === 0) return failed;
+    const table = this.tables[name] as unknown as Table<K, V>;
+    try {
+      table.setMany(entries);
+      this.counters[name].writes += entries.length;
+      return failed;
+    } catch (e) {
+      if (affectsEverything(e)) throw e;
+    }
+    // A batch may have stopped part way: rewriting the entries before the culprit is harmless.
+    entries.forEach(([k, v], i) => {
+      try {
+        table.set(k, v);
+        this.counters[name].writes++;
+      } catch (e) {
+        if (affectsEverything(e)) throw e;
+        failed.set(i, asError(e));
+      }
+    });
+    return failed;
   }
 
-  #deleteMany<K>(name: Exclude<TableName, 'maglev'>, keys: K[]): void {
-    if (keys.length === 0) return;
-    (this.tables[name] as unknown as Table<K, unknown>).deleteMany(keys);
-    this.counters[name].deletes += keys.length;
+  /** deleteMany, falling back to one by one; index → error of the keys left in place. */
+  #deleteEach<K>(name: Exclude<TableName, 'maglev'>, keys: K[]): Map<number, Error> {
+    const failed = new Map<number, Error>();
+    if (keys.length === 0) return failed;
+    const table = this.tables[name] as unknown as Table<K, unknown>;
+    try {
+      table.deleteMany(keys);
+      this.counters[name].deletes += keys.length;
+      return failed;
+    } catch (e) {
+      if (affectsEverything(e)) throw e;
+    }
+    keys.forEach((k, i) => {
+      try {
+        table.delete(k);
+        this.counters[name].deletes++;
+      } catch (e) {
+        if (affectsEverything(e)) throw e;
+        failed.set(i, asError(e));
+      }
+    });
+    return failed;
   }
 
-  /** Makes the maps hold `desired`. Throws on a map error; what was written stays consistent. */
-  sync(desired: DesiredState): void {
+  /** Maglev tables swapped in; when a chunk fails, one table at a time. Returns the svc_ids not swapped. */
+  #replaceEach(writes: Array<{ svcId: number; table: Uint32Array; tag: string }>): Map<number, Error> {
+    const failed = new Map<number, Error>();
+    const done = (w: { svcId: number; tag: string }) => {
+      this.counters.maglev.writes++;
+      this.#maglev.set(w.svcId, w.tag);
+    };
+    try {
+      this.tables.maglev.replaceMany(writes);
+      writes.forEach(done);
+      return failed;
+    } catch (e) {
+      if (affectsEverything(e)) throw e;
+    }
+    for (const w of writes) {
+      try {
+        this.tables.maglev.replaceMany([w]);
+        done(w);
+      } catch (e) {
+        if (affectsEverything(e)) throw e;
+        failed.set(w.svcId, asError(e));
+      }
+    }
+    return failed;
+  }
+
+  /**
+   * Makes the maps hold `desired`, as far as the kernel takes it. A frontend
+   * whose writes fail (a full map, a refused Maglev table, ...) is returned
+   * in `failed` and left as it was: its service entry is written only after
+   * everything it names, and nothing it still names is removed. The next
+   * sync tries it again. Every other frontend is programmed.
+   *
+   * Throws for a desired state that contradicts itself (before anything is
+   * written) and for a map error that affects every entry (a closed map,
+   * EPERM): those are not one service's problem.
+   */
+  sync(desired: DesiredState): SyncResult {
     const t = this.tables;
+    /** frontendKey → the first error of its writes this sync. */
+    const failedFk = new Map<string, Error>();
+    const fail = (fk: string, e: Error) => {
+      if (!failedFk.has(fk)) failedFk.set(fk, e);
+    };
+    /** Failures not tied to a desired frontend (node addresses, leftovers not removed). */
+    const other: SyncFailure[] = [];
+    const otherFailure = (what: string, error: Error, fk = '') =>
+      other.push({ frontend: fk || what, service: this.#names.get(fk)?.service ?? '', portName: this.#names.get(fk)?.portName ?? '', error });
 
     // Ids and values of everything wanted.
     const wantBackends = new Map<number, Backend4>();
@@ -190,6 +316,10 @@ export class ServiceReconciler {
       key: Svc4Key;
       value: SvcValue;
       ids: number[];
+      slotWrites: Array<[LbSlotKey, number]>;
+      slotDeletes: LbSlotKey[];
+      /** Backend ids in its slots before this sync (Maglev only: what the table in place may name). */
+      before?: number[];
     }
     const planned: Planned[] = [];
     for (const [fk, f] of desired.frontends) {
@@ -210,22 +340,33 @@ export class ServiceReconciler {
         ids,
         key: { addr: f.addr, port: f.port, proto: f.proto, scope: f.scope },
         value: { svc_id: svcId, count: ids.length, revnat_id: revnatId, affinity_timeout: f.affinityTimeout, flags: f.flags, algorithm: f.algorithm, pad: 0 },
+        slotWrites: [],
+        slotDeletes: [],
       });
     }
 
     // 0. Node addresses appear before the NodePorts that need them.
     const nodeAdds = [...desired.nodeAddrs].filter((a) => !this.#nodeAddrs.has(a));
-    this.#setMany('node4', nodeAdds.map((a) => [a, { flags: 0 }] as [number, NodeAddrValue]));
-    nodeAdds.forEach((a) => this.#nodeAddrs.add(a));
+    const nodeFailed = this.#setEach('node4', nodeAdds.map((a) => [a, { flags: 0 }] as [number, NodeAddrValue]));
+    nodeAdds.forEach((a, i) => {
+      const e = nodeFailed.get(i);
+      if (e) otherFailure(`node4 ${ipString(a)}`, e);
+      else this.#nodeAddrs.add(a);
+    });
 
-    // 1. Backends.
+    // 1. Backends. A frontend naming one not written fails (its entry stays as it was).
     const backendWrites: Array<[number, Backend4]> = [];
     for (const [id, v] of wantBackends) {
       const have = this.#backends.get(id);
       if (!have || !sameBackend(have, v)) backendWrites.push([id, v]);
     }
-    this.#setMany('backend4', backendWrites);
-    for (const [id, v] of backendWrites) this.#backends.set(id, v);
+    const backendFailed = new Map<number, Error>();
+    const bf = this.#setEach('backend4', backendWrites);
+    backendWrites.forEach(([id, v], i) => {
+      const e = bf.get(i);
+      if (e) backendFailed.set(id, new Error(`backend ${this.backendIds.keyOf(id) ?? id}: ${e.message}`, { cause: e }));
+      else this.#backends.set(id, v);
+    });
 
     // 2. Reverse NAT.
     const revnatWrites: Array<[number, Revnat4]> = [];
@@ -233,39 +374,90 @@ export class ServiceReconciler {
       const have = this.#revnat.get(id);
       if (!have || have.addr !== v.addr || have.port !== v.port) revnatWrites.push([id, v]);
     }
-    this.#setMany('revnat4', revnatWrites);
-    for (const [id, v] of revnatWrites) this.#revnat.set(id, v);
+    const revnatFailed = new Map<number, Error>();
+    const rf = this.#setEach('revnat4', revnatWrites);
+    revnatWrites.forEach(([id, v], i) => {
+      const e = rf.get(i);
+      if (e) revnatFailed.set(id, new Error(`reverse NAT ${id}: ${e.message}`, { cause: e }));
+      else this.#revnat.set(id, v);
+    });
+    if (backendFailed.size > 0 || revnatFailed.size > 0) {
+      for (const p of planned) {
+        const e = revnatFailed.get(p.value.revnat_id) ?? p.ids.map((id) => backendFailed.get(id)).find((x) => x !== undefined);
+        if (e) fail(p.fk, e);
+      }
+    }
 
-    // 3. Slots and Maglev tables.
-    const slotWrites: Array<[LbSlotKey, number]> = [];
-    const slotDeletes: LbSlotKey[] = [];
+    // 3. Slots (one batch for all; on failure per frontend) and Maglev tables.
+    const slotBatch: Array<[LbSlotKey, number]> = [];
     for (const p of planned) {
       const svcId = p.value.svc_id;
       const cur = this.#slots.get(svcId);
+      if (p.f.algorithm === LbAlgorithm.LB_ALG_MAGLEV) p.before = cur ? [...cur.values()] : [];
       const next = assignSlots(cur, p.ids);
-      for (const [slot, id] of next) if (cur?.get(slot) !== id) slotWrites.push([{ svc_id: svcId, slot }, id]);
-      for (const slot of cur?.keys() ?? []) if (!next.has(slot)) slotDeletes.push({ svc_id: svcId, slot });
+      for (const [slot, id] of next) if (cur?.get(slot) !== id) p.slotWrites.push([{ svc_id: svcId, slot }, id]);
+      for (const slot of cur?.keys() ?? []) if (!next.has(slot)) p.slotDeletes.push({ svc_id: svcId, slot });
+      if (!failedFk.has(p.fk)) for (const w of p.slotWrites) slotBatch.push(w);
     }
-    this.#setMany('lbSlots', slotWrites);
-    for (const [k, id] of slotWrites) {
+    const noteSlot = (k: LbSlotKey, id: number) => {
       let m = this.#slots.get(k.svc_id);
       if (!m) this.#slots.set(k.svc_id, (m = new Map()));
       m.set(k.slot, id);
+    };
+    let slotsWritten = false;
+    if (slotBatch.length > 0) {
+      try {
+        t.lbSlots.setMany(slotBatch);
+        this.counters.lbSlots.writes += slotBatch.length;
+        slotsWritten = true;
+      } catch (e) {
+        if (affectsEverything(e)) throw e;
+      }
     }
+    for (const p of planned) {
+      if (failedFk.has(p.fk) || p.slotWrites.length === 0) continue;
+      if (slotsWritten) {
+        for (const [k, id] of p.slotWrites) noteSlot(k, id);
+        continue;
+      }
+      const cur = this.#slots.get(p.value.svc_id);
+      const errs = this.#setEach('lbSlots', p.slotWrites);
+      if (errs.size === 0) {
+        for (const [k, id] of p.slotWrites) noteSlot(k, id);
+        continue;
+      }
+      fail(p.fk, new Error(`slots of service id ${p.value.svc_id}: ${errs.values().next().value!.message}`, { cause: errs.values().next().value }));
+      // Slots its entry already counts may keep their new backend (written in
+      // step 1); slots past its count go again, so a frontend that does not
+      // fit leaves the room to others.
+      for (const [i, [k, id]] of p.slotWrites.entries()) {
+        if (cur?.has(k.slot)) {
+          if (!errs.has(i)) noteSlot(k, id);
+          continue;
+        }
+        try {
+          if (t.lbSlots.delete(k)) this.counters.lbSlots.deletes++;
+        } catch (e) {
+          if (affectsEverything(e)) throw e;
+          noteSlot(k, id); // still there: removed with the frontend's leftovers later
+        }
+      }
+    }
+
     const wantMaglev = new Set<number>();
     // Written in chunks: a table is M*4 bytes; thousands at once would not fit memory well.
     const maglevWrites: Array<{ svcId: number; table: Uint32Array; tag: string }> = [];
+    const maglevFk = new Map<number, string>();
     const flushMaglev = () => {
       if (maglevWrites.length === 0) return;
-      t.maglev.replaceMany(maglevWrites);
-      this.counters.maglev.writes += maglevWrites.length;
-      for (const w of maglevWrites) this.#maglev.set(w.svcId, w.tag);
+      for (const [svcId, e] of this.#replaceEach(maglevWrites)) fail(maglevFk.get(svcId)!, new Error(`Maglev table of service id ${svcId}: ${e.message}`, { cause: e }));
       maglevWrites.length = 0;
     };
     for (const p of planned) {
       if (p.f.algorithm !== LbAlgorithm.LB_ALG_MAGLEV || p.ids.length === 0) continue;
       const svcId = p.value.svc_id;
       wantMaglev.add(svcId);
+      if (failedFk.has(p.fk)) continue;
       const tag = maglevTag(this.#m, p.f.backends, p.ids);
       if (this.#maglev.get(svcId) === tag) continue;
       // Hash on the backend identity (the same on every node), store the ids.
@@ -273,68 +465,132 @@ export class ServiceReconciler {
       const table = new Uint32Array(idx.length);
       for (let i = 0; i < idx.length; i++) table[i] = p.ids[idx[i]];
       maglevWrites.push({ svcId, table, tag });
+      maglevFk.set(svcId, p.fk);
       if (maglevWrites.length >= MAGLEV_FLUSH) flushMaglev();
     }
     flushMaglev();
 
-    // 4. Service entries.
+    // 4. Service entries, of the frontends whose references are all in place.
     const svcWrites: Array<[Svc4Key, SvcValue]> = [];
+    const svcWriteFk: Planned[] = [];
     for (const p of planned) {
+      if (failedFk.has(p.fk)) continue;
       const have = this.#svc.get(p.fk);
-      if (!have || !sameSvc(have.value, p.value)) svcWrites.push([p.key, p.value]);
+      if (!have || !sameSvc(have.value, p.value)) {
+        svcWrites.push([p.key, p.value]);
+        svcWriteFk.push(p);
+      }
     }
-    this.#setMany('svc4', svcWrites);
-    for (const [key, value] of svcWrites) this.#svc.set(frontendKey(key), { key, value });
+    const sf = this.#setEach('svc4', svcWrites);
+    svcWrites.forEach(([key, value], i) => {
+      const p = svcWriteFk[i];
+      const e = sf.get(i);
+      if (e) return fail(p.fk, e);
+      this.#svc.set(p.fk, { key, value });
+      this.#names.set(p.fk, { service: p.f.service, portName: p.f.portName });
+    });
 
-    // 5. Removal, in reverse: service entries first.
+    // 5. Removal, in reverse: service entries first. Nothing an entry still
+    // in the map names (a failed frontend's old entry, an entry that could
+    // not be deleted) is removed.
     const goneSvc = [...this.#svc.keys()].filter((fk) => !desired.frontends.has(fk));
-    this.#deleteMany('svc4', goneSvc.map((fk) => this.#svc.get(fk)!.key));
-    const liveIds = new Set(planned.map((p) => p.value.svc_id));
-    for (const fk of goneSvc) {
+    const gf = this.#deleteEach('svc4', goneSvc.map((fk) => this.#svc.get(fk)!.key));
+    goneSvc.forEach((fk, i) => {
+      const e = gf.get(i);
+      if (e) return otherFailure(fk, e, fk);
       const id = this.#svc.get(fk)!.value.svc_id;
       this.#svc.delete(fk);
+      this.#names.delete(fk);
       if (this.svcIds.get(fk) === id) this.svcIds.release(fk);
+    });
+    const liveIds = new Set(planned.map((p) => p.value.svc_id));
+    const inUseMaglev = new Set(wantMaglev);
+    for (const { value } of this.#svc.values()) {
+      liveIds.add(value.svc_id);
+      if (value.algorithm === LbAlgorithm.LB_ALG_MAGLEV && value.count > 0) inUseMaglev.add(value.svc_id);
     }
-    const maglevGone = [...this.#maglev.keys()].filter((id) => !wantMaglev.has(id));
+    const maglevGone = [...this.#maglev.keys()].filter((id) => !inUseMaglev.has(id));
     if (maglevGone.length > 0) {
-      t.maglev.deleteMany(maglevGone);
-      this.counters.maglev.deletes += maglevGone.length;
-      maglevGone.forEach((id) => this.#maglev.delete(id));
+      try {
+        t.maglev.deleteMany(maglevGone);
+        this.counters.maglev.deletes += maglevGone.length;
+        maglevGone.forEach((id) => this.#maglev.delete(id));
+      } catch (e) {
+        if (affectsEverything(e)) throw e;
+        for (const id of maglevGone) {
+          try {
+            t.maglev.deleteMany([id]);
+            this.counters.maglev.deletes++;
+            this.#maglev.delete(id);
+          } catch (e2) {
+            if (affectsEverything(e2)) throw e2;
+            otherFailure(`maglev ${id}`, asError(e2));
+          }
+        }
+      }
     }
+    const slotDeletes: LbSlotKey[] = [];
+    for (const p of planned) if (!failedFk.has(p.fk)) slotDeletes.push(...p.slotDeletes);
     for (const [svcId, slots] of this.#slots) {
       if (liveIds.has(svcId)) continue;
       for (const slot of slots.keys()) slotDeletes.push({ svc_id: svcId, slot });
     }
-    this.#deleteMany('lbSlots', slotDeletes);
-    for (const k of slotDeletes) {
+    const slf = this.#deleteEach('lbSlots', slotDeletes);
+    slotDeletes.forEach((k, i) => {
+      const e = slf.get(i);
+      if (e) return otherFailure(`lbSlots ${k.svc_id}/${k.slot}`, e);
       const m = this.#slots.get(k.svc_id);
       m?.delete(k.slot);
       if (m && m.size === 0) this.#slots.delete(k.svc_id);
-    }
+    });
 
-    const goneRevnat = [...this.#revnat.keys()].filter((id) => !wantRevnat.has(id));
-    this.#deleteMany('revnat4', goneRevnat);
-    for (const id of goneRevnat) {
+    const revnatInUse = new Set<number>();
+    for (const { value } of this.#svc.values()) revnatInUse.add(value.revnat_id);
+    const goneRevnat = [...this.#revnat.keys()].filter((id) => !wantRevnat.has(id) && !revnatInUse.has(id));
+    const grf = this.#deleteEach('revnat4', goneRevnat);
+    goneRevnat.forEach((id, i) => {
+      const e = grf.get(i);
+      if (e) return otherFailure(`revnat4 ${id}`, e);
       const key = this.revnatIds.keyOf(id);
       if (key !== undefined) this.revnatIds.release(key);
       this.#revnat.delete(id);
-    }
-    for (const [key, id] of [...this.revnatIds.entries()]) if (!wantRevnat.has(id)) this.revnatIds.release(key);
+    });
+    for (const [key, id] of [...this.revnatIds.entries()]) if (!wantRevnat.has(id) && !this.#revnat.has(id)) this.revnatIds.release(key);
 
-    const goneBackends = [...this.#backends.keys()].filter((id) => !wantBackends.has(id));
-    this.#deleteMany('backend4', goneBackends);
-    for (const id of goneBackends) {
+    let goneBackends = [...this.#backends.keys()].filter((id) => !wantBackends.has(id));
+    if (goneBackends.length > 0) {
+      // Still named by a slot in the map, or by the Maglev table a failed frontend keeps.
+      const named = new Set<number>();
+      for (const slots of this.#slots.values()) for (const id of slots.values()) named.add(id);
+      for (const p of planned) if (failedFk.has(p.fk)) for (const id of p.before ?? []) named.add(id);
+      goneBackends = goneBackends.filter((id) => !named.has(id));
+    }
+    const gbf = this.#deleteEach('backend4', goneBackends);
+    goneBackends.forEach((id, i) => {
+      const e = gbf.get(i);
+      if (e) return otherFailure(`backend4 ${id}`, e);
       const key = this.backendIds.keyOf(id);
       if (key !== undefined) this.backendIds.release(key);
       this.#backends.delete(id);
-    }
-    for (const [key, id] of [...this.backendIds.entries()]) if (!wantBackends.has(id)) this.backendIds.release(key);
+    });
+    for (const [key, id] of [...this.backendIds.entries()]) if (!wantBackends.has(id) && !this.#backends.has(id)) this.backendIds.release(key);
 
-    // Ids taken for frontends that are no longer wanted (and never written).
-    for (const [key] of [...this.svcIds.entries()]) if (!desired.frontends.has(key)) this.svcIds.release(key);
+    // Ids taken for frontends that are no longer wanted (and not in the map).
+    for (const [key] of [...this.svcIds.entries()]) if (!desired.frontends.has(key) && !this.#svc.has(key)) this.svcIds.release(key);
 
     const nodeGone = [...this.#nodeAddrs].filter((a) => !desired.nodeAddrs.has(a));
-    this.#deleteMany('node4', nodeGone);
-    nodeGone.forEach((a) => this.#nodeAddrs.delete(a));
+    const ngf = this.#deleteEach('node4', nodeGone);
+    nodeGone.forEach((a, i) => {
+      const e = ngf.get(i);
+      if (e) return otherFailure(`node4 ${ipString(a)}`, e);
+      this.#nodeAddrs.delete(a);
+    });
+
+    const failed: SyncFailure[] = [];
+    for (const [fk, error] of failedFk) {
+      const f = desired.frontends.get(fk)!;
+      failed.push({ frontend: fk, service: f.service, portName: f.portName, error });
+    }
+    return { failed: [...failed, ...other] };
   }
 }
