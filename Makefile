@@ -22,7 +22,7 @@ BPF_HEADERS  := $(wildcard bpf/include/*.h)
 ADDON        := native/build/Release/weir_native.node
 NATIVE_SRCS  := $(wildcard native/src/*.cc native/src/*.h) native/binding.gyp
 
-.PHONY: build deps bpf fixtures native typecheck test test-only bpffs clean demo types
+.PHONY: build deps bpf fixtures native typecheck test test-only bpffs clean demo types bench
 
 build: bpf fixtures native dist
 
@@ -76,5 +76,10 @@ demo: deps
 	@$(MAKE) --no-print-directory bpffs build
 	./bin/weir lab demo
 
+## bench: weir vs kube-proxy iptables/nftables (root, ~15 min; ARGS=--quick|--full|...).
+bench: deps
+	@$(MAKE) --no-print-directory bpffs bpf native
+	@$(MAKE) --no-print-directory -C bench run ARGS="$(ARGS)"
+
 clean:
-	rm -rf $(BUILD) native/build dist
+	rm -rf $(BUILD) native/build dist dist-bench

@@ -10,6 +10,7 @@ import { BpfError } from '../../native/index.js';
 import { DEFAULT_PIN_ROOT } from '../datapath/maps.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE, LAB_PIN_BASE } from './context.js';
 import { registerAgent } from './commands/agent.js';
+import { registerBench } from './commands/bench.js';
 import { registerCt } from './commands/ct.js';
 import { registerLab } from './commands/lab.js';
 import { registerEndpoint } from './commands/endpoint.js';
@@ -74,6 +75,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', EXAMPLES);
   registerAgent(program);
   registerLab(program, setExit);
+  registerBench(program, setExit);
   registerMap(program);
   registerService(program);
   registerCt(program);
