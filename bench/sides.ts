@@ -53,31 +53,13 @@ async function flushRuleset(t: Topology): Promise<void> {
   await runOk('nft', ['flush', 'ruleset'], { netns: t.node, timeoutMs: 600_000 });
 }
 
-export class IptablesSide implements Side {
-  readonly name = 'iptables' as const;
-  #services: BenchService[] = [];
+/** A kube-proxy ruleset side: the rules live in the node netns, flushed on close. */
+abstract class RulesetSide {
+  protected services: BenchService[] = [];
   constructor(
     readonly t: Topology,
     readonly cgroup?: KmemCgroup,
   ) {}
-  async clear() {
-    await flushRuleset(this.t);
-    // kube-proxy installs these with `iptables -I` outside its restores.
-    await runOk('iptables-restore', ['--noflush'], { netns: this.t.node, input: jumpRulesInput() });
-  }
-  async programFull(spec: ClusterSpec, timeoutMs?: number) {
-    this.#services = buildCluster(spec);
-    const input = restoreInput(this.#services);
-    const r = await runOk('iptables-restore', ['--noflush', '--counters'], { netns: this.t.node, input, timeoutMs: timeoutMs ?? timeoutFor(spec.services), cgroupProcs: this.cgroup?.procs });
-    return { ms: r.ms, size: ruleCount(input) };
-  }
-  async programChange(index: number, generation: number) {
-    const c = replaceLastEndpoint(this.#services, index, generation);
-    this.#services = c.services;
-    const input = partialRestoreInput(c.services, c.services[index], [c.removed]);
-    const r = await runOk('iptables-restore', ['--noflush', '--counters'], { netns: this.t.node, input, timeoutMs: timeoutFor(c.services.length), cgroupProcs: this.cgroup?.procs });
-    return r.ms;
-  }
   async activate() {}
   async deactivate() {}
   async memory() {
@@ -88,35 +70,44 @@ export class IptablesSide implements Side {
   }
 }
 
-export class NftablesSide implements Side {
+export class IptablesSide extends RulesetSide implements Side {
+  readonly name = 'iptables' as const;
+  async clear() {
+    await flushRuleset(this.t);
+    // kube-proxy installs these with `iptables -I` outside its restores.
+    await runOk('iptables-restore', ['--noflush'], { netns: this.t.node, input: jumpRulesInput() });
+  }
+  async programFull(spec: ClusterSpec, timeoutMs?: number) {
+    this.services = buildCluster(spec);
+    const input = restoreInput(this.services);
+    const r = await runOk('iptables-restore', ['--noflush', '--counters'], { netns: this.t.node, input, timeoutMs: timeoutMs ?? timeoutFor(spec.services), cgroupProcs: this.cgroup?.procs });
+    return { ms: r.ms, size: ruleCount(input) };
+  }
+  async programChange(index: number, generation: number) {
+    const c = replaceLastEndpoint(this.services, index, generation);
+    this.services = c.services;
+    const input = partialRestoreInput(c.services, c.services[index], [c.removed]);
+    const r = await runOk('iptables-restore', ['--noflush', '--counters'], { netns: this.t.node, input, timeoutMs: timeoutFor(c.services.length), cgroupProcs: this.cgroup?.procs });
+    return r.ms;
+  }
+}
+
+export class NftablesSide extends RulesetSide implements Side {
   readonly name = 'nftables' as const;
-  #services: BenchService[] = [];
-  constructor(
-    readonly t: Topology,
-    readonly cgroup?: KmemCgroup,
-  ) {}
   async clear() {
     await flushRuleset(this.t);
   }
   async programFull(spec: ClusterSpec, timeoutMs?: number) {
-    this.#services = buildCluster(spec);
-    const input = fullTransaction(this.#services);
+    this.services = buildCluster(spec);
+    const input = fullTransaction(this.services);
     const r = await runOk('nft', ['-f', '-'], { netns: this.t.node, input, timeoutMs: timeoutMs ?? timeoutFor(spec.services), cgroupProcs: this.cgroup?.procs });
     return { ms: r.ms, size: input.split('\n').filter((l) => l.startsWith('add rule ')).length };
   }
   async programChange(index: number, generation: number) {
-    const c = replaceLastEndpoint(this.#services, index, generation);
-    this.#services = c.services;
+    const c = replaceLastEndpoint(this.services, index, generation);
+    this.services = c.services;
     const r = await runOk('nft', ['-f', '-'], { netns: this.t.node, input: partialTransaction(c.services[index], [c.removed]), timeoutMs: 120_000, cgroupProcs: this.cgroup?.procs });
     return r.ms;
-  }
-  async activate() {}
-  async deactivate() {}
-  async memory() {
-    return {};
-  }
-  async close() {
-    await flushRuleset(this.t).catch(() => undefined);
   }
 }
 

@@ -184,36 +184,29 @@ export async function loadDatapath(o: LoadDatapathOptions): Promise<Datapath> {
     }
   };
 
+  /** One program at tc ingress and one at tc egress of a link (pod veth or uplink). */
+  const attachPair = (link: LinkRef, what: string, ingress: BpfProgram, egress: BpfProgram): number => {
+    const idx = resolve(link, what);
+    tc.createHook({ ifindex: idx, netns: link.netns });
+    attach(idx, link.netns, 'ingress', ingress);
+    attach(idx, link.netns, 'egress', egress);
+    return idx;
+  };
+  const detachPair = (link: LinkRef, what: string): void => {
+    const idx = lookupOrGone(link, what);
+    if (idx === undefined) return;
+    detach(idx, link.netns, 'ingress');
+    detach(idx, link.netns, 'egress');
+  };
+
   return {
     programs,
     maps,
     collections: { pod, uplink },
-    attachPod(link) {
-      const idx = resolve(link, 'attachPod');
-      tc.createHook({ ifindex: idx, netns: link.netns });
-      attach(idx, link.netns, 'ingress', programs.fromPod);
-      attach(idx, link.netns, 'egress', programs.toPod);
-      return idx;
-    },
-    detachPod(link) {
-      const idx = lookupOrGone(link, 'detachPod');
-      if (idx === undefined) return;
-      detach(idx, link.netns, 'ingress');
-      detach(idx, link.netns, 'egress');
-    },
-    attachUplink(link) {
-      const idx = resolve(link, 'attachUplink');
-      tc.createHook({ ifindex: idx, netns: link.netns });
-      attach(idx, link.netns, 'ingress', programs.fromUplink);
-      attach(idx, link.netns, 'egress', programs.toUplink);
-      return idx;
-    },
-    detachUplink(link) {
-      const idx = lookupOrGone(link, 'detachUplink');
-      if (idx === undefined) return;
-      detach(idx, link.netns, 'ingress');
-      detach(idx, link.netns, 'egress');
-    },
+    attachPod: (link) => attachPair(link, 'attachPod', programs.fromPod, programs.toPod),
+    detachPod: (link) => detachPair(link, 'detachPod'),
+    attachUplink: (link) => attachPair(link, 'attachUplink', programs.fromUplink, programs.toUplink),
+    detachUplink: (link) => detachPair(link, 'detachUplink'),
     close() {
       maps.close();
       pod.close();
