@@ -21,6 +21,7 @@ import { registerObject, version } from './commands/object.js';
 import { registerRoute } from './commands/route.js';
 import { registerService } from './commands/service.js';
 import { registerStatus } from './commands/status.js';
+import { registerTrace } from './commands/trace.js';
 
 const EXAMPLES = `
 Examples:
@@ -83,6 +84,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerEndpoint(program);
   registerRoute(program);
   registerStatus(program);
+  registerTrace(program);
   registerNotYet(program);
   registerObject(program, setExit);
   return program;

@@ -20,10 +20,4 @@ export function registerNotYet(program: Command): void {
     .description('live drop and policy-verdict events (not yet: issue 5 adds the events)')
     .option('--type <type>', 'only events of this type (drop, policy, trace)')
     .action(() => notYet('weir monitor', 'needs the datapath to emit drop/verdict events into weir_events (issue 5)'));
-  program
-    .command('trace')
-    .description('walk the datapath lookups for SRC -> DST:PORT (not yet: issue 6 stretch, after issue 5)')
-    .argument('<src>', 'source pod address')
-    .argument('<dst>', 'destination ADDR:PORT[/PROTO]')
-    .action(() => notYet('weir trace', 'is the issue 6 stretch goal and needs the policy lookups of issue 5'));
 }
