@@ -120,6 +120,7 @@ The lab keeps running. Look inside:
   weir --node node-1 maglev show ...     (for services annotated weir.io/lb-algorithm: maglev)
   weir --node node-2 endpoint list       pods on node-2
   weir --node node-1 route list          where the other node's pods are
+  weir --node ${client.node} trace ${client.ip} ${fe.clusterIP}:${fe.port}   what the datapath does for client -> frontend
   weir lab exec client -- curl -s http://${fe.clusterIP}/
 Tear it down:
   weir lab down`);
