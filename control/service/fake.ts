@@ -23,6 +23,8 @@ export class FakeTable<K, V> implements Table<K, V> {
   maxEntries = Infinity;
   /** setMany/deleteMany calls (batches), to tell batch syncs from per-entry ones. */
   batches = 0;
+  /** get/entries calls: the reconciler reads the maps once, at start. */
+  reads = 0;
   /** Every call that wrote, for order checks: [table, op, key]. */
   constructor(
     readonly name: string,
@@ -30,6 +32,7 @@ export class FakeTable<K, V> implements Table<K, V> {
   ) {}
   #k = (k: K) => JSON.stringify(k);
   get(k: K): V | undefined {
+    this.reads++;
     return this.data.get(this.#k(k))?.[1];
   }
   #check(op: 'set' | 'delete', k: K): void {
@@ -50,6 +53,7 @@ export class FakeTable<K, V> implements Table<K, V> {
     return this.data.delete(this.#k(k));
   }
   *entries(): Generator<[K, V]> {
+    this.reads++;
     for (const [k, v] of this.data.values()) yield [structuredClone(k), structuredClone(v)];
   }
   /** Like BPF_MAP_UPDATE_BATCH: entries before the first failing one stay written. */
@@ -70,6 +74,8 @@ export class FakeMaglev implements MaglevStore {
   readonly failures: Array<(op: 'set' | 'delete', svcId: number) => Error | undefined> = [];
   /** replaceMany calls, to tell chunked swaps from per-table retries. */
   calls = 0;
+  /** tags() calls. */
+  reads = 0;
   #check(op: 'set' | 'delete', svcId: number): void {
     for (const rule of this.failures) {
       const e = rule(op, svcId);
@@ -81,6 +87,7 @@ export class FakeMaglev implements MaglevStore {
     readonly m: number = MAGLEV_M_DEFAULT,
   ) {}
   tags(): Iterable<[number, string]> {
+    this.reads++;
     return [...this.tagOf];
   }
   replaceMany(tables: Array<{ svcId: number; table: Uint32Array; tag: string }>): void {

@@ -26,6 +26,7 @@ import {
   type LbAlgorithmName,
   type Problem,
   type ServiceDesired,
+  type ServiceSource,
   type V1EndpointSlice,
   type V1Node,
   type V1Service,
@@ -229,7 +230,13 @@ function usable(cands: Candidate[]): Candidate[] {
   return ready.length > 0 ? ready : cands.filter((c) => c.serving && c.ending);
 }
 
-function serviceFrontends(svc: ParsedService, slices: ParsedSlice[], input: ModelInput, report: (p: Omit<Problem, 'kind' | 'namespace' | 'name'>) => void): ServiceDesired {
+function serviceFrontends(
+  svc: ParsedService,
+  slices: ParsedSlice[],
+  input: ModelInput,
+  nodeId: (nodeName: string) => number,
+  report: (p: Omit<Problem, 'kind' | 'namespace' | 'name'>) => void,
+): ServiceDesired {
   const frontends: DesiredFrontend[] = [];
   const backends = new Map<string, DesiredBackend>();
   for (const port of svc.ports) {
@@ -249,7 +256,7 @@ function serviceFrontends(svc: ParsedService, slices: ParsedSlice[], input: Mode
             ending: e.terminating,
             local: e.nodeName === input.nodeName,
             nodeName: e.nodeName,
-            nodeId: (e.nodeName && input.nodeId?.(e.nodeName)) || 0,
+            nodeId: e.nodeName ? nodeId(e.nodeName) : 0,
           };
           const k = backendKey(c);
           const prev = cands.get(k);
@@ -298,7 +305,7 @@ function serviceFrontends(svc: ParsedService, slices: ParsedSlice[], input: Mode
     for (const ip of svc.externalIPs) make(ip, port.port, SvcFlags.SVC_F_EXTERNALIP, true);
     for (const ip of svc.lbIPs) make(ip, port.port, SvcFlags.SVC_F_LOADBALANCER, true);
   }
-  return { frontends, backends };
+  return { frontends, backends, keys: frontends.map(frontendKey) };
 }
 
 function nodeAddresses(input: ModelInput, problems: Problem[]): Set<number> {
@@ -321,76 +328,187 @@ function nodeAddresses(input: ModelInput, problems: Problem[]): Set<number> {
   return addrs;
 }
 
+function usedBackends(frontends: readonly DesiredFrontend[]): string[] {
+  const used = new Set<string>();
+  for (const f of frontends) for (const b of f.backends) used.add(b);
+  return [...used];
+}
+
+/** Plain-data equality (Kubernetes objects: JSON values, and Dates the client library makes). */
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], bb[i])) return false;
+    return true;
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  for (const k in ao) if (!deepEqual(ao[k], bo[k])) return false;
+  for (const k in bo) if (!(k in ao) && bo[k] !== undefined) return false;
+  return true;
+}
+
+type Meta = { metadata?: { uid?: string; resourceVersion?: string } };
+
+/**
+ * The same Kubernetes object, cheaply: the same instance (an informer cache
+ * hands back unchanged objects as they were), else the same uid and
+ * resourceVersion (the API server bumps it on every change), else, for
+ * objects built without a resourceVersion, the same content.
+ */
+export function sameObject(a: object, b: object): boolean {
+  if (a === b) return true;
+  const ma = (a as Meta).metadata;
+  const mb = (b as Meta).metadata;
+  if (ma?.resourceVersion !== undefined || mb?.resourceVersion !== undefined) {
+    return ma?.resourceVersion === mb?.resourceVersion && ma?.uid === mb?.uid;
+  }
+  return deepEqual(a, b);
+}
+
+/** True when a ServiceDesired computed from `src` is what these inputs give too. */
+function unchanged(src: ServiceSource, svc: V1Service, slices: readonly V1EndpointSlice[], input: ModelInput, defaultAlgorithm: number, maglevM: number): boolean {
+  if (src.nodeName !== input.nodeName || src.defaultAlgorithm !== defaultAlgorithm || src.maglevM !== maglevM) return false;
+  if (src.slices.length !== slices.length || !sameObject(src.service, svc)) return false;
+  for (let i = 0; i < slices.length; i++) if (!sameObject(src.slices[i], slices[i])) return false;
+  for (const [n, id] of src.nodeIds) if ((input.nodeId?.(n) || 0) !== id) return false;
+  return true;
+}
+
 /**
  * Builds the desired datapath state. `previous` is the `services` of the last
- * result: a Service that cannot be read this time keeps its previous entries.
+ * result: a Service that cannot be read this time keeps its previous entries,
+ * and a Service whose inputs did not change keeps its previous result object
+ * (not computed again; the reconciler skips what it names). Inputs are read,
+ * never changed, and must not be changed in place afterwards (an informer's
+ * objects are replaced, not mutated).
  */
 export function buildDesired(input: ModelInput, previous?: Map<string, ServiceDesired>): ModelOutput {
-  const problems: Problem[] = [];
   const defaultAlgorithm = ALGORITHMS[input.defaultAlgorithm];
   if (defaultAlgorithm === undefined) throw new RangeError(`lb algorithm ${JSON.stringify(input.defaultAlgorithm)}: expected random or maglev`);
+  const maglevM = input.maglevM ?? MAGLEV_M_DEFAULT;
   const stale = new Set<string>(); // services whose input is broken: keep previous
 
-  // Slices first, grouped by service.
-  const slicesBySvc = new Map<string, ParsedSlice[]>();
-  for (const s of input.slices) {
-    const ns = s.metadata?.namespace;
-    const name = s.metadata?.name ?? '';
-    try {
-      if (!ns || !name) throw new Malformed(!ns ? 'metadata.namespace' : 'metadata.name', 'missing');
-      const p = parseSlice(s);
-      if (p === 'ignored') continue;
-      const list = slicesBySvc.get(p.service);
-      if (list) list.push(p);
-      else slicesBySvc.set(p.service, [p]);
-    } catch (e) {
-      if (!(e instanceof Malformed)) throw e;
-      problems.push({ kind: 'EndpointSlice', namespace: ns, name, field: e.field, message: e.message, skipped: 'object' });
-      const svcName = s.metadata?.labels?.[SERVICE_NAME_LABEL];
-      if (ns && svcName) stale.add(`${ns}/${svcName}`);
-    }
-  }
+  // Slice problems by input index: reported in input order, before the Services'.
+  const sliceProblems: Array<[number, Problem]> = [];
+  const sliceProblem = (i: number, s: V1EndpointSlice, e: Malformed) =>
+    sliceProblems.push([i, { kind: 'EndpointSlice', namespace: s.metadata?.namespace, name: s.metadata?.name ?? '', field: e.field, message: e.message, skipped: 'object' }]);
 
+  // Slices grouped by the Service their label names; parsed only for a Service computed again.
+  const groups = new Map<string, { raw: V1EndpointSlice[]; index: number[]; parsed?: ParsedSlice[] }>();
+  input.slices.forEach((s, i) => {
+    const ns = s.metadata?.namespace;
+    const svcName = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!ns || !s.metadata?.name) {
+      sliceProblem(i, s, new Malformed(!ns ? 'metadata.namespace' : 'metadata.name', 'missing'));
+      if (ns && svcName) stale.add(`${ns}/${svcName}`);
+      return;
+    }
+    if (!svcName) return; // not managed for a Service
+    const key = `${ns}/${svcName}`;
+    const g = groups.get(key);
+    if (g) {
+      g.raw.push(s);
+      g.index.push(i);
+    } else groups.set(key, { raw: [s], index: [i] });
+  });
+  const parseGroup = (key: string): ParsedSlice[] => {
+    const g = groups.get(key);
+    if (!g) return [];
+    if (!g.parsed) {
+      const parsed: ParsedSlice[] = (g.parsed = []);
+      g.raw.forEach((s, j) => {
+        try {
+          const p = parseSlice(s);
+          if (p !== 'ignored') parsed.push(p);
+        } catch (e) {
+          if (!(e instanceof Malformed)) throw e;
+          sliceProblem(g.index[j], s, e);
+          stale.add(key);
+        }
+      });
+    }
+    return g.parsed;
+  };
+
+  const svcProblems: Problem[] = [];
   const services = new Map<string, ServiceDesired>();
   for (const svc of input.services) {
     const namespace = svc.metadata?.namespace;
     const name = svc.metadata?.name ?? '';
     const key = `${namespace}/${name}`;
+    const prev = previous?.get(key);
+    const group = groups.get(key);
+    if (prev?.source && !stale.has(key) && unchanged(prev.source, svc, group?.raw ?? [], input, defaultAlgorithm, maglevM)) {
+      // Same inputs, same result. Its slices parsed cleanly when it was computed.
+      if (group) group.parsed = [];
+      services.set(key, prev);
+      svcProblems.push(...prev.source.problems);
+      continue;
+    }
+    const own: Problem[] = [];
+    const report = (pr: Omit<Problem, 'kind' | 'namespace' | 'name'>) => own.push({ kind: 'Service', namespace, name, ...pr });
     try {
       if (!namespace || !name) throw new Malformed(!namespace ? 'metadata.namespace' : 'metadata.name', 'missing');
-      const p = parseService(svc, defaultAlgorithm, (pr) => problems.push({ kind: 'Service', namespace, name, ...pr }));
-      if (p === 'ignored') continue;
-      if (stale.has(key) && previous?.has(key)) services.set(key, previous.get(key)!);
-      else services.set(key, serviceFrontends(p, slicesBySvc.get(key) ?? [], input, (pr) => problems.push({ kind: 'Service', namespace, name, ...pr })));
+      const p = parseService(svc, defaultAlgorithm, report);
+      if (p !== 'ignored') {
+        const slices = parseGroup(key);
+        if (stale.has(key) && prev) services.set(key, prev);
+        else {
+          const nodeIds = new Map<string, number>();
+          const nodeId = (n: string) => {
+            let id = nodeIds.get(n);
+            if (id === undefined) nodeIds.set(n, (id = input.nodeId?.(n) || 0));
+            return id;
+          };
+          const sd = serviceFrontends(p, slices, input, nodeId, report);
+          if (!stale.has(key)) sd.source = { service: svc, slices: group?.raw ?? [], nodeName: input.nodeName, defaultAlgorithm, maglevM, nodeIds, problems: own };
+          services.set(key, sd);
+        }
+      }
     } catch (e) {
       if (!(e instanceof Malformed)) throw e;
-      problems.push({ kind: 'Service', namespace, name, field: e.field, message: e.message, skipped: 'object' });
-      const prev = previous?.get(key);
+      own.push({ kind: 'Service', namespace, name, field: e.field, message: e.message, skipped: 'object' });
       if (prev) services.set(key, prev);
     }
+    svcProblems.push(...own);
   }
+  // Slices of no (readable) Service are still checked, for their problems.
+  for (const key of groups.keys()) parseGroup(key);
+  const problems: Problem[] = sliceProblems.sort((a, b) => a[0] - b[0]).map(([, p]) => p);
+  problems.push(...svcProblems);
 
   // Flatten in name order: a frontend claimed twice goes to the first Service.
+  // Recomputed every time over the per-Service results (cheap): a change to
+  // one Service can move a frontend between two others.
   const state: DesiredState = { frontends: new Map(), backends: new Map(), nodeAddrs: nodeAddresses(input, problems) };
   for (const key of [...services.keys()].sort()) {
     const sd = services.get(key)!;
-    const [namespace, name] = key.split('/');
-    const used = new Set<string>();
-    for (const f of sd.frontends) {
-      const fk = frontendKey(f);
+    const keys = sd.keys ?? (sd.keys = sd.frontends.map(frontendKey));
+    let lost = false;
+    sd.frontends.forEach((f, i) => {
+      const fk = keys[i];
       const owner = state.frontends.get(fk);
       if (owner && owner.service !== key) {
+        const [namespace, name] = key.split('/');
         problems.push({ kind: 'Service', namespace, name, field: 'spec.ports', message: `frontend ${fk} is already used by ${owner.service}; skipped`, skipped: 'field' });
-        continue;
+        lost = true;
+        return;
       }
       state.frontends.set(fk, f);
-      for (const b of f.backends) used.add(b);
-    }
+    });
+    // The backends its frontends name (those of the frontends it keeps, after a conflict).
+    const used = lost ? usedBackends(sd.frontends.filter((f, i) => state.frontends.get(keys[i]) === f)) : (sd.used ??= usedBackends(sd.frontends));
     for (const bk of used) {
       const b = sd.backends.get(bk)!;
       const have = state.backends.get(bk);
-      // Shared by two services: active wins over terminating.
-      state.backends.set(bk, have ? { ...have, terminating: have.terminating && b.terminating } : b);
+      // Shared by two services: active wins over terminating (a new object only when that changes it).
+      state.backends.set(bk, !have ? b : have.terminating && !b.terminating ? { ...have, terminating: false } : have);
     }
   }
   return { state, services, problems };

@@ -16,13 +16,17 @@
 // nothing it names is removed); slots it wrote past its count are taken back
 // so it does not hold room others need. sync returns the failed frontends and
 // tries them again next time.
+//
+// Incremental: a frontend (backend) whose desired object is the very one
+// programmed by an earlier sync is not diffed again; the model hands back the
+// same objects for unchanged Services (README "Incremental updates").
 import { createHash } from 'node:crypto';
 import type { Backend4, LbSlotKey, NodeAddrValue, Revnat4, Svc4Key, SvcValue } from '../datapath/types.gen.js';
 import { BackendFlags, LbAlgorithm } from '../datapath/types.gen.js';
 import { IdAllocator } from './ids.js';
 import { maglevTable } from './maglev.js';
 import { backendState } from './model.js';
-import { backendKey, frontendKey, ipString, revnatKey, type DesiredFrontend, type DesiredState } from './types.js';
+import { backendKey, frontendKey, ipString, revnatKey, type DesiredBackend, type DesiredFrontend, type DesiredState } from './types.js';
 
 /** One map as the reconciler sees it: the shape of control/datapath/maps.ts TypedMap. */
 export interface Table<K, V> {
@@ -135,6 +139,15 @@ export function assignSlots(current: Map<number, number> | undefined, wanted: nu
   return out;
 }
 
+/** A frontend as the last sync programmed it: skipped while the very same object stays desired. */
+interface Done {
+  f: DesiredFrontend;
+  svcId: number;
+  revnatId: number;
+  revnat: Revnat4;
+  ids: number[];
+}
+
 export class ServiceReconciler {
   readonly svcIds = new IdAllocator('service');
   readonly backendIds = new IdAllocator('backend');
@@ -152,6 +165,17 @@ export class ServiceReconciler {
   /** frontendKey → its Service, for reporting a failure to remove it. */
   readonly #names = new Map<string, { service: string; portName: string }>();
   readonly #m: number;
+  /**
+   * fk → the frontend as programmed by an earlier sync. The model hands back
+   * the same DesiredFrontend object for a Service whose inputs did not
+   * change; such a frontend is not diffed again (its entry, slots, table and
+   * reverse NAT are as it left them). Dropped when it fails or goes.
+   */
+  readonly #done = new Map<string, Done>();
+  /** bk → a backend as written (or found equal) by an earlier sync, its id and value: skipped while the same object stays desired. */
+  readonly #doneBackends = new Map<string, { b: DesiredBackend; id: number; value: Backend4 }>();
+  /** How many frontends and backends the last sync diffed (the others were the same objects as already programmed). */
+  lastDiffed = { frontends: 0, backends: 0 };
 
   /** The Maglev table size is the store's (it must match the loaded weir_maglev inner map). */
   constructor(readonly tables: ServiceTables) {
@@ -298,8 +322,18 @@ export class ServiceReconciler {
 
     // Ids and values of everything wanted.
     const wantBackends = new Map<number, Backend4>();
+    /** Backends diffed this sync (not the same objects as already programmed). */
+    const diffedBackends: Array<{ bk: string; b: DesiredBackend; id: number; value: Backend4 }> = [];
+    let doneSeen = 0;
     for (const [bk, b] of desired.backends) {
-      wantBackends.set(this.backendIds.acquire(bk), {
+      const done = this.#doneBackends.get(bk);
+      if (done) doneSeen++;
+      if (done?.b === b) {
+        wantBackends.set(done.id, done.value);
+        continue;
+      }
+      const id = this.backendIds.acquire(bk);
+      const value: Backend4 = {
         addr: b.addr,
         port: b.port,
         proto: b.proto,
@@ -307,8 +341,11 @@ export class ServiceReconciler {
         node_id: b.nodeId,
         flags: b.local ? BackendFlags.BACKEND_F_LOCAL : 0,
         pad: Buffer.alloc(3),
-      });
+      };
+      wantBackends.set(id, value);
+      diffedBackends.push({ bk, b, id, value });
     }
+    if (doneSeen < this.#doneBackends.size) for (const bk of this.#doneBackends.keys()) if (!desired.backends.has(bk)) this.#doneBackends.delete(bk);
     const wantRevnat = new Map<number, Revnat4>();
     interface Planned {
       fk: string;
@@ -322,7 +359,16 @@ export class ServiceReconciler {
       before?: number[];
     }
     const planned: Planned[] = [];
+    /** Frontends programmed by an earlier sync from this very object: not diffed. */
+    const kept: Array<[string, Done]> = [];
     for (const [fk, f] of desired.frontends) {
+      const done = this.#done.get(fk);
+      if (done?.f === f && done.ids.every((id) => wantBackends.has(id))) {
+        wantRevnat.set(done.revnatId, done.revnat);
+        kept.push([fk, done]);
+        continue;
+      }
+      this.#done.delete(fk);
       const revnatId = this.revnatIds.acquire(revnatKey(f.revnat));
       wantRevnat.set(revnatId, { addr: f.revnat.addr, port: f.revnat.port, pad: 0 });
       const ids = f.backends.map((bk) => {
@@ -356,7 +402,7 @@ export class ServiceReconciler {
 
     // 1. Backends. A frontend naming one not written fails (its entry stays as it was).
     const backendWrites: Array<[number, Backend4]> = [];
-    for (const [id, v] of wantBackends) {
+    for (const { id, value: v } of diffedBackends) {
       const have = this.#backends.get(id);
       if (!have || !sameBackend(have, v)) backendWrites.push([id, v]);
     }
@@ -381,10 +427,16 @@ export class ServiceReconciler {
       if (e) revnatFailed.set(id, new Error(`reverse NAT ${id}: ${e.message}`, { cause: e }));
       else this.#revnat.set(id, v);
     });
+    for (const d of diffedBackends) if (!backendFailed.has(d.id)) this.#doneBackends.set(d.bk, d);
     if (backendFailed.size > 0 || revnatFailed.size > 0) {
       for (const p of planned) {
         const e = revnatFailed.get(p.value.revnat_id) ?? p.ids.map((id) => backendFailed.get(id)).find((x) => x !== undefined);
         if (e) fail(p.fk, e);
+      }
+      // A kept frontend naming a backend whose new value was refused fails too (its entry stays).
+      for (const [fk, d] of kept) {
+        const e = d.ids.map((id) => backendFailed.get(id)).find((x) => x !== undefined);
+        if (e) fail(fk, e);
       }
     }
 
@@ -445,6 +497,7 @@ export class ServiceReconciler {
     }
 
     const wantMaglev = new Set<number>();
+    for (const [, d] of kept) if (d.f.algorithm === LbAlgorithm.LB_ALG_MAGLEV && d.ids.length > 0) wantMaglev.add(d.svcId);
     // Written in chunks: a table is M*4 bytes; thousands at once would not fit memory well.
     const maglevWrites: Array<{ svcId: number; table: Uint32Array; tag: string }> = [];
     const maglevFk = new Map<number, string>();
@@ -493,7 +546,8 @@ export class ServiceReconciler {
     // 5. Removal, in reverse: service entries first. Nothing an entry still
     // in the map names (a failed frontend's old entry, an entry that could
     // not be deleted) is removed.
-    const goneSvc = [...this.#svc.keys()].filter((fk) => !desired.frontends.has(fk));
+    // Every desired frontend is in the map unless one failed: equal sizes then mean nothing to remove.
+    const goneSvc = failedFk.size === 0 && this.#svc.size === desired.frontends.size ? [] : [...this.#svc.keys()].filter((fk) => !desired.frontends.has(fk));
     const gf = this.#deleteEach('svc4', goneSvc.map((fk) => this.#svc.get(fk)!.key));
     goneSvc.forEach((fk, i) => {
       const e = gf.get(i);
@@ -504,6 +558,7 @@ export class ServiceReconciler {
       if (this.svcIds.get(fk) === id) this.svcIds.release(fk);
     });
     const liveIds = new Set(planned.map((p) => p.value.svc_id));
+    for (const [, d] of kept) liveIds.add(d.svcId);
     const inUseMaglev = new Set(wantMaglev);
     for (const { value } of this.#svc.values()) {
       liveIds.add(value.svc_id);
@@ -536,9 +591,14 @@ export class ServiceReconciler {
       for (const slot of slots.keys()) slotDeletes.push({ svc_id: svcId, slot });
     }
     const slf = this.#deleteEach('lbSlots', slotDeletes);
+    /** svc_ids with a slot left that should have gone: their frontends are diffed again next sync. */
+    const slotsLeft = new Set<number>();
     slotDeletes.forEach((k, i) => {
       const e = slf.get(i);
-      if (e) return otherFailure(`lbSlots ${k.svc_id}/${k.slot}`, e);
+      if (e) {
+        slotsLeft.add(k.svc_id);
+        return otherFailure(`lbSlots ${k.svc_id}/${k.slot}`, e);
+      }
       const m = this.#slots.get(k.svc_id);
       m?.delete(k.slot);
       if (m && m.size === 0) this.#slots.delete(k.svc_id);
@@ -555,9 +615,10 @@ export class ServiceReconciler {
       if (key !== undefined) this.revnatIds.release(key);
       this.#revnat.delete(id);
     });
-    for (const [key, id] of [...this.revnatIds.entries()]) if (!wantRevnat.has(id) && !this.#revnat.has(id)) this.revnatIds.release(key);
+    if (this.revnatIds.size > wantRevnat.size) for (const [key, id] of [...this.revnatIds.entries()]) if (!wantRevnat.has(id) && !this.#revnat.has(id)) this.revnatIds.release(key);
 
-    let goneBackends = [...this.#backends.keys()].filter((id) => !wantBackends.has(id));
+    // Every wanted backend is in the map unless one failed: equal sizes then mean nothing to remove.
+    let goneBackends = backendFailed.size === 0 && this.#backends.size === wantBackends.size ? [] : [...this.#backends.keys()].filter((id) => !wantBackends.has(id));
     if (goneBackends.length > 0) {
       // Still named by a slot in the map, or by the Maglev table a failed frontend keeps.
       const named = new Set<number>();
@@ -573,10 +634,11 @@ export class ServiceReconciler {
       if (key !== undefined) this.backendIds.release(key);
       this.#backends.delete(id);
     });
-    for (const [key, id] of [...this.backendIds.entries()]) if (!wantBackends.has(id) && !this.#backends.has(id)) this.backendIds.release(key);
+    // Every wanted backend has an id: equal counts mean no other id is held.
+    if (this.backendIds.size > wantBackends.size) for (const [key, id] of [...this.backendIds.entries()]) if (!wantBackends.has(id) && !this.#backends.has(id)) this.backendIds.release(key);
 
     // Ids taken for frontends that are no longer wanted (and not in the map).
-    for (const [key] of [...this.svcIds.entries()]) if (!desired.frontends.has(key) && !this.#svc.has(key)) this.svcIds.release(key);
+    if (this.svcIds.size > desired.frontends.size) for (const [key] of [...this.svcIds.entries()]) if (!desired.frontends.has(key) && !this.#svc.has(key)) this.svcIds.release(key);
 
     const nodeGone = [...this.#nodeAddrs].filter((a) => !desired.nodeAddrs.has(a));
     const ngf = this.#deleteEach('node4', nodeGone);
@@ -585,6 +647,21 @@ export class ServiceReconciler {
       if (e) return otherFailure(`node4 ${ipString(a)}`, e);
       this.#nodeAddrs.delete(a);
     });
+
+    // Remember what is programmed now, to skip it next time while its object stays the same.
+    let doneNow = 0; // entries of #done that are desired frontends
+    for (const p of planned) {
+      if (failedFk.has(p.fk) || slotsLeft.has(p.value.svc_id)) continue;
+      doneNow++;
+      this.#done.set(p.fk, { f: p.f, svcId: p.value.svc_id, revnatId: p.value.revnat_id, revnat: wantRevnat.get(p.value.revnat_id)!, ids: p.ids });
+    }
+    for (const [fk] of kept) {
+      if (failedFk.has(fk)) this.#done.delete(fk);
+      else doneNow++;
+    }
+    // Entries of frontends no longer desired go (one may come back with the same object, e.g. after a conflict).
+    if (this.#done.size > doneNow) for (const fk of this.#done.keys()) if (!desired.frontends.has(fk)) this.#done.delete(fk);
+    this.lastDiffed = { frontends: planned.length, backends: diffedBackends.length };
 
     const failed: SyncFailure[] = [];
     for (const [fk, error] of failedFk) {

@@ -62,6 +62,30 @@ export interface DesiredFrontend {
 export interface ServiceDesired {
   frontends: DesiredFrontend[];
   backends: Map<string, DesiredBackend>;
+  /** frontendKey of each frontend (same order), kept so a reused result costs no key building. */
+  keys?: string[];
+  /** The backends its frontends name, in first-named order (computed once, when first flattened). */
+  used?: string[];
+  /**
+   * What it was computed from (model.ts): when the next build's inputs for
+   * this Service are the same, this very object is reused, and the
+   * reconciler, seeing the same frontend objects, skips them.
+   */
+  source?: ServiceSource;
+}
+
+/** The inputs one ServiceDesired was computed from. Objects are compared by identity, uid+resourceVersion, or content. */
+export interface ServiceSource {
+  service: V1Service;
+  /** Every EndpointSlice labelled for the Service, in input order. */
+  slices: V1EndpointSlice[];
+  nodeName: string;
+  defaultAlgorithm: number;
+  maglevM: number;
+  /** Node name → node id as looked up for its endpoints. */
+  nodeIds: Map<string, number>;
+  /** Problems found computing it, reported again when it is reused. */
+  problems: Problem[];
 }
 
 export interface DesiredState {
