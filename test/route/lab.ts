@@ -6,6 +6,7 @@
 import { rmSync } from 'node:fs';
 import { loadDatapath, type Datapath } from '../../control/datapath/programs.js';
 import { podMtu, setupNode, uplinkInfo } from '../../control/datapath/node.js';
+import { possibleCpus } from '../../native/index.js';
 import { NetnsLab, type LabProcess } from '../lib/netns.js';
 import { ipToNumber, parseMac } from '../lib/packet.js';
 
@@ -29,6 +30,20 @@ export interface Pod {
   ns: string;
   ip: string;
   node: string;
+}
+
+/** Packets weir_metrics counted for (endpoint, reason, direction), summed over CPUs. */
+export function metricPackets(n: WeirNode, endpointId: number, reason: number, dir: number): bigint {
+  const k = Buffer.alloc(8);
+  k.writeUInt32LE(endpointId, 0);
+  k[4] = reason;
+  k[5] = dir;
+  const v = n.dp.maps.metrics.lookup(k);
+  if (!v) return 0n;
+  const stride = v.length / possibleCpus();
+  let s = 0n;
+  for (let c = 0; c < possibleCpus(); c++) s += v.readBigUInt64LE(c * stride);
+  return s;
 }
 
 export class RouteLab {

@@ -6,25 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WeirDir, WeirReason } from '../../control/datapath/types.gen.js';
 import { loadDatapath } from '../../control/datapath/programs.js';
 import { uplinkInfo } from '../../control/datapath/node.js';
-import { possibleCpus, tc } from '../../native/index.js';
+import { tc } from '../../native/index.js';
 import { requireNetns } from '../lib/netns.js';
 import { ipToNumber } from '../lib/packet.js';
-import { CLUSTER_CIDR, RouteLab, type Pod, type WeirNode } from './lab.js';
+import { CLUSTER_CIDR, RouteLab, metricPackets, type Pod, type WeirNode } from './lab.js';
 
 const skip = requireNetns('pod routing between netns nodes', ['ping', 'iptables']);
 
-function forwarded(n: WeirNode, endpointId: number): bigint {
-  const k = Buffer.alloc(8);
-  k.writeUInt32LE(endpointId, 0);
-  k[4] = WeirReason.REASON_FORWARDED;
-  k[5] = WeirDir.DIR_INGRESS;
-  const v = n.dp.maps.metrics.lookup(k);
-  if (!v) return 0n;
-  const stride = v.length / possibleCpus();
-  let s = 0n;
-  for (let c = 0; c < possibleCpus(); c++) s += v.readBigUInt64LE(c * stride);
-  return s;
-}
+const forwarded = (n: WeirNode, endpointId: number) => metricPackets(n, endpointId, WeirReason.REASON_FORWARDED, WeirDir.DIR_INGRESS);
 
 describe.skipIf(skip)('pod routing across two weir nodes', () => {
   const r = new RouteLab();

@@ -100,6 +100,21 @@ describe.skipIf(skip)('routing programs under BPF_PROG_TEST_RUN', () => {
     );
   });
 
+  /** from_pod on `pkt` must VXLAN it to REMOTE with exact outer headers (VNI 1, UDP 8472, checksum 0, flow-hash source port). */
+  const expectVxlanToRemote = async (pkt: Buffer, what = 'vxlan') => {
+    const r = await dp.programs.fromPod.testRun({ data: pkt });
+    expect(r.retval, what).toBe(TC_ACT_REDIRECT);
+    expect(r.data.length).toBe(pkt.length + 50);
+    const out = parsePacket(r.data);
+    expect(out.eth).toMatchObject({ dst: REMOTE.mac, src: NODE.uplinkMac, type: 0x0800 });
+    expect(out.ipv4).toMatchObject({ src: NODE.ip, dst: REMOTE.ip, protocol: 17, ttl: 64, ihl: 5, totalLength: pkt.length - 14 + 50, mf: false, fragOffset: 0 });
+    expect(out.udp).toMatchObject({ dport: 8472, checksum: 0, length: pkt.length - 14 + 30 });
+    expect(out.udp!.sport).toBeGreaterThanOrEqual(32768);
+    expect(out.udp!.sport).toBeLessThan(61000);
+    expect(out.vxlan).toMatchObject({ vniValid: true, vni: 1, flags: 0x08, reserved1: 0, reserved2: 0 });
+    return { r, out };
+  };
+
   it('same node: rewrites the MACs to what the destination pod expects and redirects to its veth peer', async () => {
     for (const l4 of ['tcp', 'udp', 'icmp'] as const) {
       const pkt = fromPodA(POD_B.ip, l4);
@@ -116,16 +131,7 @@ describe.skipIf(skip)('routing programs under BPF_PROG_TEST_RUN', () => {
 
   it('another node: VXLAN to the tunnel entry with exact outer headers and the inner packet unchanged', async () => {
     const pkt = fromPodA('10.244.2.7', 'udp');
-    const r = await dp.programs.fromPod.testRun({ data: pkt });
-    expect(r.retval).toBe(TC_ACT_REDIRECT);
-    expect(r.data.length).toBe(pkt.length + 50);
-    const out = parsePacket(r.data);
-    expect(out.eth).toMatchObject({ dst: REMOTE.mac, src: NODE.uplinkMac, type: 0x0800 });
-    expect(out.ipv4).toMatchObject({ src: NODE.ip, dst: REMOTE.ip, protocol: 17, ttl: 64, ihl: 5, totalLength: pkt.length - 14 + 50, mf: false, fragOffset: 0 });
-    expect(out.udp).toMatchObject({ dport: 8472, checksum: 0, length: pkt.length - 14 + 30 });
-    expect(out.udp!.sport).toBeGreaterThanOrEqual(32768);
-    expect(out.udp!.sport).toBeLessThan(61000);
-    expect(out.vxlan).toMatchObject({ vniValid: true, vni: 1, flags: 0x08, reserved1: 0, reserved2: 0 });
+    const { r, out } = await expectVxlanToRemote(pkt);
     // Inner frame: to the remote vtep (its uplink MAC when no vtep MAC is known), from ours.
     expect(out.inner!.eth).toMatchObject({ dst: REMOTE.mac, src: NODE.uplinkMac, type: 0x0800 });
     expect(r.data.subarray(64).equals(pkt.subarray(14))).toBe(true);
@@ -186,16 +192,7 @@ describe.skipIf(skip)('routing programs under BPF_PROG_TEST_RUN', () => {
     const cases = [['tcp', 61000], ['udp', 62164], ['tcp', 65535]] as const;
     for (const [l4, dport] of cases) {
       const pkt = replyFromPodA(REMOTE.ip, l4, dport);
-      const r = await dp.programs.fromPod.testRun({ data: pkt });
-      expect(r.retval, `${l4} ${dport}`).toBe(TC_ACT_REDIRECT);
-      expect(r.data.length).toBe(pkt.length + 50);
-      const out = parsePacket(r.data);
-      expect(out.eth).toMatchObject({ dst: REMOTE.mac, src: NODE.uplinkMac, type: 0x0800 });
-      expect(out.ipv4).toMatchObject({ src: NODE.ip, dst: REMOTE.ip, protocol: 17, ttl: 64, ihl: 5, totalLength: pkt.length - 14 + 50, mf: false, fragOffset: 0 });
-      expect(out.udp).toMatchObject({ dport: 8472, checksum: 0, length: pkt.length - 14 + 30 });
-      expect(out.udp!.sport).toBeGreaterThanOrEqual(32768);
-      expect(out.udp!.sport).toBeLessThan(61000);
-      expect(out.vxlan).toMatchObject({ vniValid: true, vni: 1, flags: 0x08, reserved1: 0, reserved2: 0 });
+      const { r, out } = await expectVxlanToRemote(pkt, `${l4} ${dport}`);
       expect(out.inner!.eth).toMatchObject({ dst: REMOTE.mac, src: NODE.uplinkMac, type: 0x0800 });
       // The pod's source address and port are kept: no masquerade on the way.
       expect(out.inner!.ipv4).toMatchObject({ src: POD_A.ip, dst: REMOTE.ip });

@@ -13,10 +13,9 @@ import { buildDesired } from '../../control/service/model.js';
 import { ServiceReconciler } from '../../control/service/reconciler.js';
 import { serviceTables } from '../../control/service/maps.js';
 import { node as nodeObject, port, service, slice } from '../../control/service/testobjects.js';
-import { possibleCpus } from '../../native/index.js';
 import { requireNetns, type LabProcess } from '../lib/netns.js';
 import { ipToNumber } from '../lib/packet.js';
-import { RouteLab, type Pod, type WeirNode } from '../route/lab.js';
+import { RouteLab, metricPackets, type Pod, type WeirNode } from '../route/lab.js';
 
 const skip = requireNetns('NodePort with a backend on another node', ['iptables']);
 const CLIENT_IP = '192.168.77.100';
@@ -77,17 +76,7 @@ function objects() {
   return { services, slices };
 }
 
-function metric(n: WeirNode, reason: number, dir: number): bigint {
-  const k = Buffer.alloc(8);
-  k[4] = reason;
-  k[5] = dir;
-  const v = n.dp.maps.metrics.lookup(k);
-  if (!v) return 0n;
-  const stride = v.length / possibleCpus();
-  let s = 0n;
-  for (let c = 0; c < possibleCpus(); c++) s += v.readBigUInt64LE(c * stride);
-  return s;
-}
+const metric = (n: WeirNode, reason: number, dir: number) => metricPackets(n, 0, reason, dir);
 
 describe.skipIf(skip)('NodePort on one node, backend pod on another', () => {
   const r = new RouteLab({ prefix: 'weirtest-h9-', pinPrefix: 'h9-np' });
