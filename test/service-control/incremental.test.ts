@@ -7,20 +7,14 @@ import { buildDesired, type ModelInput } from '../../control/service/model.js';
 import { ServiceReconciler, type WriteCounters } from '../../control/service/reconciler.js';
 import { node, port, service, slice, type Ep } from '../../control/service/testobjects.js';
 import { backendKey, frontendKey, revnatKey, type ServiceDesired, type V1EndpointSlice, type V1Node, type V1Service } from '../../control/service/types.js';
+import { rng as mulberry32 } from '../../bench/stats.js';
 
 const ME = 'node-a';
 const M = 251; // a small prime: Maglev tables compared slot by slot stay cheap
 
-/** mulberry32: a fixed seed gives the same sequence on every run. */
+/** mulberry32 (the bench's): a fixed seed gives the same sequence on every run. */
 function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number) => Math.floor(next() * n);
   return { next, int, pick: <T>(xs: readonly T[]): T => xs[int(xs.length)], chance: (p: number) => next() < p };
 }

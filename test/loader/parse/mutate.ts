@@ -1,17 +1,9 @@
 // Deterministic input mutation for fuzz-style robustness tests. Reusable by
 // any parser test: `for (const m of mutations(buf, seed, 1000)) ...`.
 
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: a tiny seeded PRNG returning floats in [0, 1) (the bench's, shared). */
+export { rng as mulberry32 } from '../../../bench/stats.js';
+import { rng as mulberry32 } from '../../../bench/stats.js';
 
 export type MutationKind =
   | 'bitflip'
