@@ -21,7 +21,16 @@ struct weir_contract {
 	struct node_addr_value node_addr_value;
 	struct metrics_key metrics_key;
 	struct metrics_value metrics_value;
+	struct ipcache4_key ipcache4_key;
+	struct ipcache_value ipcache_value;
+	struct ep_policy ep_policy;
+	struct policy4_key policy4_key;
+	struct policy_value policy_value;
+	struct policy_gen policy_gen;
+	struct frag4_key frag4_key;
+	struct frag_value frag_value;
 	struct event event;
+	struct event_limit event_limit;
 	enum lb_algorithm lb_algorithm;
 	enum svc_scope svc_scope;
 	enum svc_flags svc_flags;
@@ -34,6 +43,10 @@ struct weir_contract {
 	enum weir_reason weir_reason;
 	enum weir_dir weir_dir;
 	enum weir_event_type weir_event_type;
+	enum policy_identity policy_identity;
+	enum policy_flags policy_flags;
+	enum policy_match policy_match;
+	enum frag_flags frag_flags;
 };
 
 const volatile struct weir_contract weir_contract = {};

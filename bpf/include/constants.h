@@ -43,6 +43,8 @@ enum backend_flags {
 /* ct4_key.flags */
 enum ct_key_flags {
 	CT_KEY_SERVICE = 1 << 0,     /* pre-DNAT tuple (client -> frontend): holds the backend choice */
+	CT_KEY_POLICY = 1 << 1,      /* a flow to/from a local endpoint, keyed as the pods see it
+	                              * (after DNAT, before reverse NAT): its policy verdict */
 };
 
 /* ct_entry.flags */
@@ -83,6 +85,7 @@ enum weir_reason {
 	REASON_FRAG_DENIED = 9,
 	REASON_ENCAP_FAILED = 10,
 	REASON_MTU_EXCEEDED = 11,
+	REASON_FRAG_UNKNOWN = 12,    /* a later fragment whose first fragment was not seen */
 	REASON_MAX,
 };
 
@@ -91,6 +94,37 @@ enum weir_dir {
 	DIR_EGRESS = 0,              /* leaving a pod */
 	DIR_INGRESS = 1,             /* entering a pod */
 	DIR_UPLINK = 2,              /* arriving at the node's uplink */
+};
+
+/* Reserved identities (ipcache_value.identity, policy4_key.identity). */
+enum policy_identity {
+	ID_ANY = 0,                  /* policy4_key only: any peer */
+	ID_HOST = 1,                 /* this node's own addresses */
+	ID_WORLD = 2,                /* no ipcache entry: outside the cluster */
+	ID_REMOTE_NODE = 3,          /* other nodes' addresses */
+	ID_FIRST_DYNAMIC = 256,      /* pods, and reserved kinds within policy ipBlocks */
+};
+
+/* policy_value.flags */
+enum policy_flags {
+	POLICY_F_ALLOW = 1 << 0,
+	POLICY_F_L4 = 1 << 1,        /* the entry names a protocol (and maybe ports) */
+};
+
+/* event.match: what let a flow through (or nothing) */
+enum policy_match {
+	MATCH_NONE = 0,              /* denied */
+	MATCH_L3_L4 = 1,             /* the peer's identity, with protocol/port */
+	MATCH_L3 = 2,                /* the peer's identity, any port */
+	MATCH_L4 = 3,                /* any peer, with protocol/port */
+	MATCH_ALL = 4,               /* any peer, any port */
+	MATCH_NOT_ISOLATED = 5,      /* no policy selects the endpoint in this direction */
+	MATCH_TRACKED = 6,           /* a reply / packet of a flow already allowed */
+};
+
+/* frag_value.flags */
+enum frag_flags {
+	FRAG_F_ALLOWED = 1 << 0,
 };
 
 /* event.type */

@@ -111,7 +111,7 @@ struct endpoint_info {
 	__u8 mac[6];            /* the pod's interface MAC */
 	__u8 node_mac[6];       /* the host-side veth MAC: the gateway the pod sees */
 	__u32 flags;            /* enum endpoint_flags */
-	__u32 identity;         /* security identity (policy issue) */
+	__u32 identity;         /* unused (0): identities live in weir_ipcache4 */
 };
 
 /* Remote pod CIDRs -> the node that owns them (LPM). */
@@ -131,6 +131,76 @@ struct tunnel_info {
 /* Addresses of this node: NodePort frontends (addr 0) match any of them. */
 struct node_addr_value {
 	__u32 flags;
+};
+
+/* ---- network policy (bpf/POLICY.md, control/policy/README.md) ----
+ *
+ * Identities are node-local numbers for classes of addresses that no policy
+ * can tell apart: (namespace, pod labels, the policy ipBlocks holding the
+ * address) for pods; (host | remote-node | world, ipBlocks) for the rest.
+ * weir_ipcache4 maps every address (LPM: pod /32s, node /32s, policy CIDRs
+ * and their excepts) to one. A local endpoint that policies isolate has a
+ * policy id per direction (weir_ep_policy); weir_policy4 holds, per policy
+ * id, the (peer identity, protocol, port prefix) it allows. Endpoints whose
+ * compiled rules are identical share one policy id. */
+
+struct ipcache4_key {
+	__u32 prefixlen;        /* 0..32 */
+	__be32 addr;
+};
+
+struct ipcache_value {
+	__u32 identity;         /* enum policy_identity or >= ID_FIRST_DYNAMIC */
+	__u32 flags;            /* 0 (reserved) */
+};
+
+/* weir_ep_policy[endpoint_id]; no entry: the endpoint is isolated in neither
+ * direction. A zero id: not isolated in that direction. */
+struct ep_policy {
+	__u32 ingress_id;
+	__u32 egress_id;
+};
+
+/* LPM key. prefixlen counts from policy_id: 64 = (policy, identity), any
+ * protocol and port; 80 = that protocol, any port; 80 + k = the first k bits
+ * of port (an endPort range is a few such prefixes). identity ID_ANY: any
+ * peer, looked up after the peer's own identity. policy_id and identity are
+ * always matched whole, so their byte order does not matter; port is
+ * big-endian so its prefixes are ranges. */
+struct policy4_key {
+	__u32 prefixlen;
+	__u32 policy_id;
+	__u32 identity;
+	__u8 proto;             /* IPPROTO_*; 0 with prefixlen 64 */
+	__u8 pad;
+	__be16 port;
+};
+
+struct policy_value {
+	__u32 flags;            /* enum policy_flags */
+};
+
+/* weir_policy_gen[0]: bumped by the control plane after every change to the
+ * policy maps; a conntrack entry's cached verdict holds for its gen only. */
+struct policy_gen {
+	__u32 gen;
+};
+
+/* Non-first IPv4 fragments carry no ports: the first fragment's ports and
+ * verdict are remembered by (addresses, IP id, protocol). */
+struct frag4_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct frag_value {
+	__be16 sport;
+	__be16 dport;
+	__u8 flags;             /* enum frag_flags */
+	__u8 pad[3];
 };
 
 /* ---- observability ---- */
@@ -161,4 +231,15 @@ struct event {
 	__u8 dir;               /* enum weir_dir */
 	__u32 ifindex;
 	__u32 len;
+	__u8 match;             /* enum policy_match (EVENT_POLICY_VERDICT) */
+	__u8 pad[3];
+	__u32 policy_id;        /* the local endpoint's policy id in dir (0: none) */
+};
+
+/* weir_event_limit (per CPU): the ring-buffer rate limit, EVENTS_PER_SEC per
+ * CPU per one-second window; events over it are counted, not sent. */
+struct event_limit {
+	__u64 window;           /* bpf_ktime_get_ns() / 1e9 of the current window */
+	__u64 sent;             /* in this window */
+	__u64 suppressed;       /* in total */
 };

@@ -23,6 +23,12 @@ export const MapNames = {
   node4: 'weir_node4',
   metrics: 'weir_metrics',
   events: 'weir_events',
+  ipcache4: 'weir_ipcache4',
+  epPolicy: 'weir_ep_policy',
+  policy4: 'weir_policy4',
+  policyGen: 'weir_policy_gen',
+  frag4: 'weir_frag4',
+  eventLimit: 'weir_event_limit',
 } as const;
 export type MapKey = keyof typeof MapNames;
 
@@ -135,6 +141,17 @@ export interface DatapathMaps {
   /** Per-CPU: values come back as one slot per possible CPU. */
   metrics: BpfMap;
   events: BpfMap;
+  /** Policy (bpf/POLICY.md): address/CIDR -> identity (LPM). */
+  ipcache4: TypedMap<T.Ipcache4Key, T.IpcacheValue>;
+  /** endpoint_id -> its ingress/egress policy ids. */
+  epPolicy: TypedMap<number, T.EpPolicy>;
+  /** (policy id, peer identity, proto, port prefix) -> allow (LPM). */
+  policy4: TypedMap<T.Policy4Key, T.PolicyValue>;
+  /** One entry (key 0): the policy generation conntrack verdicts belong to. */
+  policyGen: TypedMap<number, T.PolicyGen>;
+  frag4: TypedMap<T.Frag4Key, T.FragValue>;
+  /** Per-CPU event rate limit state (struct event_limit). */
+  eventLimit: BpfMap;
   close(): void;
 }
 
@@ -160,6 +177,12 @@ export function typedMaps(open: (name: string) => BpfMap, btf: Btf = contractBtf
     node4: new TypedMap(MapNames.node4, o(MapNames.node4), be32Side, s<T.NodeAddrValue>('struct node_addr_value', T.NodeAddrValueLayout)),
     metrics: o(MapNames.metrics),
     events: o(MapNames.events),
+    ipcache4: new TypedMap(MapNames.ipcache4, o(MapNames.ipcache4), s<T.Ipcache4Key>('struct ipcache4_key', T.Ipcache4KeyLayout), s<T.IpcacheValue>('struct ipcache_value', T.IpcacheValueLayout)),
+    epPolicy: new TypedMap(MapNames.epPolicy, o(MapNames.epPolicy), u32Side, s<T.EpPolicy>('struct ep_policy', T.EpPolicyLayout)),
+    policy4: new TypedMap(MapNames.policy4, o(MapNames.policy4), s<T.Policy4Key>('struct policy4_key', T.Policy4KeyLayout), s<T.PolicyValue>('struct policy_value', T.PolicyValueLayout)),
+    policyGen: new TypedMap(MapNames.policyGen, o(MapNames.policyGen), u32Side, s<T.PolicyGen>('struct policy_gen', T.PolicyGenLayout)),
+    frag4: new TypedMap(MapNames.frag4, o(MapNames.frag4), s<T.Frag4Key>('struct frag4_key', T.Frag4KeyLayout), s<T.FragValue>('struct frag_value', T.FragValueLayout)),
+    eventLimit: o(MapNames.eventLimit),
     close() {
       for (const m of opened) m.close();
     },

@@ -284,7 +284,125 @@ export const MetricsValueLayout = {
   },
 } as const;
 
-/** struct event, 40 bytes */
+/** struct ipcache4_key, 8 bytes */
+export interface Ipcache4Key {
+  prefixlen: number;
+  addr: number;
+}
+export const Ipcache4KeyLayout = {
+  size: 8,
+  fields: {
+    prefixlen: { offset: 0, size: 4 }, // __u32
+    addr: { offset: 4, size: 4 }, // __be32
+  },
+} as const;
+
+/** struct ipcache_value, 8 bytes */
+export interface IpcacheValue {
+  identity: number;
+  flags: number;
+}
+export const IpcacheValueLayout = {
+  size: 8,
+  fields: {
+    identity: { offset: 0, size: 4 }, // __u32
+    flags: { offset: 4, size: 4 }, // __u32
+  },
+} as const;
+
+/** struct ep_policy, 8 bytes */
+export interface EpPolicy {
+  ingress_id: number;
+  egress_id: number;
+}
+export const EpPolicyLayout = {
+  size: 8,
+  fields: {
+    ingress_id: { offset: 0, size: 4 }, // __u32
+    egress_id: { offset: 4, size: 4 }, // __u32
+  },
+} as const;
+
+/** struct policy4_key, 16 bytes */
+export interface Policy4Key {
+  prefixlen: number;
+  policy_id: number;
+  identity: number;
+  proto: number;
+  pad: number;
+  port: number;
+}
+export const Policy4KeyLayout = {
+  size: 16,
+  fields: {
+    prefixlen: { offset: 0, size: 4 }, // __u32
+    policy_id: { offset: 4, size: 4 }, // __u32
+    identity: { offset: 8, size: 4 }, // __u32
+    proto: { offset: 12, size: 1 }, // __u8
+    pad: { offset: 13, size: 1 }, // __u8
+    port: { offset: 14, size: 2 }, // __be16
+  },
+} as const;
+
+/** struct policy_value, 4 bytes */
+export interface PolicyValue {
+  flags: number;
+}
+export const PolicyValueLayout = {
+  size: 4,
+  fields: {
+    flags: { offset: 0, size: 4 }, // __u32
+  },
+} as const;
+
+/** struct policy_gen, 4 bytes */
+export interface PolicyGen {
+  gen: number;
+}
+export const PolicyGenLayout = {
+  size: 4,
+  fields: {
+    gen: { offset: 0, size: 4 }, // __u32
+  },
+} as const;
+
+/** struct frag4_key, 12 bytes */
+export interface Frag4Key {
+  saddr: number;
+  daddr: number;
+  id: number;
+  proto: number;
+  pad: number;
+}
+export const Frag4KeyLayout = {
+  size: 12,
+  fields: {
+    saddr: { offset: 0, size: 4 }, // __be32
+    daddr: { offset: 4, size: 4 }, // __be32
+    id: { offset: 8, size: 2 }, // __be16
+    proto: { offset: 10, size: 1 }, // __u8
+    pad: { offset: 11, size: 1 }, // __u8
+  },
+} as const;
+
+/** struct frag_value, 8 bytes */
+export interface FragValue {
+  sport: number;
+  dport: number;
+  flags: number;
+  pad: Buffer;
+}
+export const FragValueLayout = {
+  size: 8,
+  fields: {
+    sport: { offset: 0, size: 2 }, // __be16
+    dport: { offset: 2, size: 2 }, // __be16
+    flags: { offset: 4, size: 1 }, // __u8
+    pad: { offset: 5, size: 3 }, // __u8[3]
+  },
+} as const;
+
+/** struct event, 48 bytes */
 export interface Event {
   time: bigint;
   endpoint_id: number;
@@ -299,9 +417,12 @@ export interface Event {
   dir: number;
   ifindex: number;
   len: number;
+  match: number;
+  pad: Buffer;
+  policy_id: number;
 }
 export const EventLayout = {
-  size: 40,
+  size: 48,
   fields: {
     time: { offset: 0, size: 8 }, // __u64
     endpoint_id: { offset: 8, size: 4 }, // __u32
@@ -316,6 +437,24 @@ export const EventLayout = {
     dir: { offset: 31, size: 1 }, // __u8
     ifindex: { offset: 32, size: 4 }, // __u32
     len: { offset: 36, size: 4 }, // __u32
+    match: { offset: 40, size: 1 }, // __u8
+    pad: { offset: 41, size: 3 }, // __u8[3]
+    policy_id: { offset: 44, size: 4 }, // __u32
+  },
+} as const;
+
+/** struct event_limit, 24 bytes */
+export interface EventLimit {
+  window: bigint;
+  sent: bigint;
+  suppressed: bigint;
+}
+export const EventLimitLayout = {
+  size: 24,
+  fields: {
+    window: { offset: 0, size: 8 }, // __u64
+    sent: { offset: 8, size: 8 }, // __u64
+    suppressed: { offset: 16, size: 8 }, // __u64
   },
 } as const;
 
@@ -357,6 +496,7 @@ export const BackendFlags = {
 /** enum ct_key_flags */
 export const CtKeyFlags = {
   CT_KEY_SERVICE: 1,
+  CT_KEY_POLICY: 2,
 } as const;
 
 /** enum ct_flags */
@@ -397,7 +537,8 @@ export const WeirReason = {
   REASON_FRAG_DENIED: 9,
   REASON_ENCAP_FAILED: 10,
   REASON_MTU_EXCEEDED: 11,
-  REASON_MAX: 12,
+  REASON_FRAG_UNKNOWN: 12,
+  REASON_MAX: 13,
 } as const;
 
 /** enum weir_dir */
@@ -412,4 +553,35 @@ export const WeirEventType = {
   EVENT_DROP: 1,
   EVENT_POLICY_VERDICT: 2,
   EVENT_TRACE: 3,
+} as const;
+
+/** enum policy_identity */
+export const PolicyIdentity = {
+  ID_ANY: 0,
+  ID_HOST: 1,
+  ID_WORLD: 2,
+  ID_REMOTE_NODE: 3,
+  ID_FIRST_DYNAMIC: 256,
+} as const;
+
+/** enum policy_flags */
+export const PolicyFlags = {
+  POLICY_F_ALLOW: 1,
+  POLICY_F_L4: 2,
+} as const;
+
+/** enum policy_match */
+export const PolicyMatch = {
+  MATCH_NONE: 0,
+  MATCH_L3_L4: 1,
+  MATCH_L3: 2,
+  MATCH_L4: 3,
+  MATCH_ALL: 4,
+  MATCH_NOT_ISOLATED: 5,
+  MATCH_TRACKED: 6,
+} as const;
+
+/** enum frag_flags */
+export const FragFlags = {
+  FRAG_F_ALLOWED: 1,
 } as const;
