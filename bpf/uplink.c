@@ -24,9 +24,11 @@ int from_uplink(struct __sk_buff *skb)
 		return ret;
 	if (decapped) {
 		if (parse_ipv4(skb, &p) != PARSE_OK)
-			return TC_ACT_SHOT;
+			return route_drop(skb, REASON_INVALID_PACKET, DIR_UPLINK);
+		pol_prepare(skb, &p);
 		ret = lb_rev_nat(skb, &p);
 	} else {
+		pol_prepare(skb, &p);
 		ret = lb_from_uplink(skb, &p);
 	}
 	if (ret != WEIR_CONTINUE)

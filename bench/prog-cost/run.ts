@@ -74,6 +74,11 @@ function program(m: DatapathMaps, n: number): void {
   m.lbSlots.setMany(slots);
   m.revnat4.setMany(svcs.map(([k, v]) => [v.revnat_id, { addr: k.addr, port: k.port, pad: 0 }]));
   m.svc4.setMany(svcs);
+  // from_pod drops sources that are not the veth's own endpoint (anti-spoofing): the
+  // clients are pods behind the veth the test run uses (ifindex 1).
+  for (const a of [CLIENT, CLIENT + 1, CLIENT + 2]) {
+    m.ep4.set({ addr: a }, { ifindex: 1, endpoint_id: a & 0xff, mac: Buffer.alloc(6, 4), node_mac: Buffer.alloc(6, 5), flags: 0, identity: 0 });
+  }
   for (const a of BACKENDS) {
     m.ep4.set({ addr: a }, { ifindex: 1, endpoint_id: a & 0xff, mac: Buffer.alloc(6, 2), node_mac: Buffer.alloc(6, 3), flags: 0, identity: 0 });
   }

@@ -22,7 +22,7 @@ type Req =
 let dp: any;
 let reconciler: any;
 let mods: any;
-let state: { pinRoot: string; nodeNetns: string; podIf: string } | undefined;
+let state: { pinRoot: string; nodeNetns: string; podIf: string; clientIp: string } | undefined;
 let services: BenchService[] = [];
 let previous: Map<string, unknown> | undefined;
 
@@ -58,7 +58,7 @@ async function handle(r: Req): Promise<Record<string, unknown>> {
   switch (r.cmd) {
     case 'load': {
       const m = await imports();
-      state = { pinRoot: r.pinRoot, nodeNetns: r.nodeNetns, podIf: r.podIf };
+      state = { pinRoot: r.pinRoot, nodeNetns: r.nodeNetns, podIf: r.podIf, clientIp: r.clientIp };
       dp = await m.programs.loadDatapath({
         pinRoot: r.pinRoot,
         // The node owns the client pod's /29; the backends are reached by the kernel's routes.
@@ -91,9 +91,15 @@ async function handle(r: Req): Promise<Record<string, unknown>> {
       services = c.services;
       return sync();
     }
-    case 'attach':
+    case 'attach': {
+      // from_pod accepts only the veth's own endpoint address as source (anti-spoofing):
+      // register the client pod as the CNI endpoint code does.
+      const { ifindex } = await import('../../native/index.js');
+      const addr = state!.clientIp.split('.').reduce((a, o) => (a << 8) | Number(o), 0) >>> 0;
+      dp.maps.ep4.set({ addr }, { ifindex: ifindex(state!.podIf, state!.nodeNetns), endpoint_id: 1, mac: Buffer.alloc(6), node_mac: Buffer.alloc(6), flags: 0, identity: 0 });
       dp.attachPod({ ifname: state!.podIf, netns: state!.nodeNetns });
       return {};
+    }
     case 'detach':
       dp.detachPod({ ifname: state!.podIf, netns: state!.nodeNetns });
       return {};

@@ -189,6 +189,12 @@ static __always_inline int lb_reply(struct __sk_buff *skb, struct pkt *p, __u16 
 	__be16 fport = rn->port;
 	*ct_flags = ce->flags;
 	ct_touch(ce, p, 1);
+	/* Policy matches the reply by the tuple the pods saw (policy.h). */
+	p->revnat = 1;
+	p->pol_saddr = p->saddr;
+	p->pol_daddr = p->daddr;
+	p->pol_sport = p->sport;
+	p->pol_dport = p->dport;
 	if (nat_rewrite(skb, p, NAT_SRC, fe, fport))
 		return -1;
 	if ((ce->flags & (CT_F_SNAT | CT_F_HAIRPIN)) && nat_rewrite(skb, p, NAT_DST, ce->nat_addr, ce->nat_port))
@@ -240,7 +246,9 @@ static __always_inline int lb_l4_ok(struct pkt *p)
 /* A pod sent a packet: a flow to a frontend (DNAT), a packet of an
  * established one, or a backend pod's reply (reverse NAT here, since a reply
  * to a local client never passes to_pod when BPF redirects it). Later
- * fragments carry no ports and pass untranslated (see bpf/README). */
+ * fragments carry no ports and pass untranslated (see bpf/README). A NodePort
+ * reply that must leave directly sets p->reply_out: from_pod checks policy
+ * first, then calls lb_reply_out. */
 static __always_inline int lb_from_pod(struct __sk_buff *skb, struct pkt *p)
 {
 	if (p->proto == IPPROTO_ICMP)
@@ -257,7 +265,7 @@ static __always_inline int lb_from_pod(struct __sk_buff *skb, struct pkt *p)
 	if (ret < 0)
 		return lb_drop(skb, REASON_INVALID_PACKET, DIR_EGRESS);
 	if (ret > 0 && (flags & CT_F_NODEPORT))
-		return lb_reply_out(skb, p);
+		p->reply_out = 1;
 	return WEIR_CONTINUE;
 }
 

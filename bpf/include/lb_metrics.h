@@ -2,6 +2,7 @@
 #pragma once
 #include "common.h"
 #include "maps.h"
+#include "events.h"
 
 static __always_inline void lb_count(__u8 reason, __u8 dir, __u32 bytes)
 {
@@ -23,5 +24,6 @@ static __always_inline void lb_count(__u8 reason, __u8 dir, __u32 bytes)
 static __always_inline int lb_drop(struct __sk_buff *skb, __u8 reason, __u8 dir)
 {
 	lb_count(reason, dir, skb->len);
+	ev_drop_skb(skb, reason, dir, 0);
 	return TC_ACT_SHOT;
 }

@@ -32,7 +32,26 @@ struct pkt {
 	__u8 icmp_code;
 	__u8 has_l4;            /* ports/ICMP fields are valid */
 	__u8 ip_options;        /* IHL > 5 */
+	__be16 ip_id;           /* IPv4 identification: fragments of one datagram share it */
+	__u8 revnat;            /* lb_reply rewrote it: pol_* holds the tuple as it arrived */
+	__u8 reply_out;         /* lb_from_pod: a NodePort reply to send out directly (lb_reply_out) */
+	__u8 icmp_err;          /* policy.h: an ICMP error whose quote was read (pol_q*) */
 	__u8 pad[3];
+	/* Policy's view of the flow (policy.h): the tuple before reverse NAT
+	 * (lb_reply fills it), and the arrival addresses (fragment key). */
+	__be32 pol_saddr;
+	__be32 pol_daddr;
+	__be16 pol_sport;
+	__be16 pol_dport;
+	__be32 in_saddr;        /* addresses as the packet arrived, before any NAT */
+	__be32 in_daddr;
+	/* ICMP error: the quoted packet's tuple as it arrived (before lb_icmp_error) */
+	__be32 q_saddr;
+	__be32 q_daddr;
+	__be16 q_sport;
+	__be16 q_dport;
+	__u8 q_proto;
+	__u8 q_pad[3];
 };
 
 #define TCP_FLAG_FIN 0x01
@@ -71,6 +90,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 	p->tot_len = tot_len;
 	p->proto = ip->protocol;
 	p->ip_options = ihl > sizeof(*ip);
+	p->ip_id = ip->id;
 	p->has_l4 = 0;
 	p->sport = p->dport = 0;
 	p->tcp_flags = p->icmp_type = p->icmp_code = 0;
@@ -78,6 +98,10 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 	__u16 frag = bpf_ntohs(ip->frag_off);
 	if (frag & 0x1fff) {
 		p->frag = FRAG_LATER;
+		/* RFC 1858: a TCP fragment at offset 8 bytes can only be meant to
+		 * overwrite the first fragment's ports or flags. */
+		if ((frag & 0x1fff) == 1 && p->proto == IPPROTO_TCP)
+			return PARSE_INVALID;
 		return PARSE_OK;
 	}
 	p->frag = (frag & 0x2000) ? FRAG_FIRST : FRAG_NONE;

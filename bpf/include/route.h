@@ -10,6 +10,8 @@
 #include "parse.h"
 #include "encap.h"
 #include "neigh.h"
+#include "events.h"
+#include "policy.h"
 
 #ifndef LB_SNAT_PORT_MIN
 #define LB_SNAT_PORT_MIN 61000   /* lb.h: first port of the NodePort SNAT range */
@@ -32,6 +34,7 @@ static __always_inline void route_count(struct __sk_buff *skb, __u32 endpoint_id
 static __always_inline int route_drop(struct __sk_buff *skb, __u8 reason, __u8 dir)
 {
 	route_count(skb, 0, reason, dir);
+	ev_drop_skb(skb, reason, dir, 0);
 	return TC_ACT_SHOT;
 }
 
@@ -95,14 +98,29 @@ static __always_inline int route_snat_reply(const struct pkt *p)
 	       bpf_ntohs(p->dport) >= LB_SNAT_PORT_MIN;
 }
 
-/* Forward a (possibly translated) IPv4 packet a pod sent. */
-static __always_inline int route_from_pod(struct __sk_buff *skb, struct pkt *p)
+/* Where a pod's (translated) packet goes on this node: its ep4 entry, NULL
+ * for the gateway and addresses that are not local endpoints. */
+static __always_inline struct endpoint_info *route_dst_endpoint(const struct pkt *p)
+{
+	if (p->daddr == GATEWAY_IP)
+		return NULL;
+	return route_endpoint(p->daddr);
+}
+
+/* The local endpoint a packet is delivered to (policy ingress), or 0. */
+static __always_inline __u32 route_local_pod(const struct endpoint_info *ep)
+{
+	return (ep && !(ep->flags & EP_F_HOST)) ? ep->endpoint_id : 0;
+}
+
+/* Forward a (possibly translated) IPv4 packet a pod sent; ep is
+ * route_dst_endpoint(p), looked up once by the caller for policy too. */
+static __always_inline int route_from_pod(struct __sk_buff *skb, struct pkt *p, struct endpoint_info *ep)
 {
 	__be32 daddr = p->daddr;
 
 	if (daddr == GATEWAY_IP)
 		return TC_ACT_OK;
-	struct endpoint_info *ep = route_endpoint(daddr);
 	if (ep) {
 		if (ep->flags & EP_F_HOST)
 			return TC_ACT_OK;
@@ -157,6 +175,11 @@ static __always_inline int route_from_uplink(struct __sk_buff *skb, struct pkt *
 	if (ep) {
 		if (ep->flags & EP_F_HOST)
 			return TC_ACT_OK;
+		/* NetworkPolicy ingress: decapsulated, or a NodePort's local backend. */
+		struct pol_who w = { .dst_ep = ep->endpoint_id, .dir = DIR_INGRESS };
+		int ret = pol_enforce(skb, p, &w);
+		if (ret != WEIR_CONTINUE)
+			return ret;
 		return route_to_endpoint(skb, ep, DIR_UPLINK);
 	}
 	if (in_pod_cidr(daddr))
