@@ -21,6 +21,7 @@ import type { ServiceDesired } from '../service/types.js';
 import { WeirReason } from '../datapath/types.gen.js';
 import { Agent, type Subsystem } from './agent.js';
 import { serveCni, type CniServer } from './cni-server.js';
+import { policySubsystem, withPolicy, type PolicySubsystem } from './policy.js';
 import { resolveConfig, type AgentConfig } from './config.js';
 import { agentMetrics, type AgentMetrics } from './metrics.js';
 import { ClusterWatch, loadKubeConfig, type ClusterState } from './watch.js';
@@ -136,16 +137,18 @@ function routesSubsystem(dp: Datapath, cfg: AgentConfig, log: Logger): Subsystem
   };
 }
 
-function endpointsSubsystem(manager: EndpointManager, cfg: AgentConfig, log: Logger, metrics: AgentMetrics): Subsystem {
+function endpointsSubsystem(manager: EndpointManager, cfg: AgentConfig, log: Logger, metrics: AgentMetrics, policy?: PolicySubsystem): Subsystem {
   let server: CniServer | undefined;
   return {
     name: 'endpoints',
     async start() {
       const r = await manager.resync();
       if (r.restored || r.missing.length) log.info({ restored: r.restored, missing: r.missing }, 'endpoints re-attached after start');
+      // With policy: an ADD returns only once the endpoint's policy is programmed; DEL drops its ep_policy entry.
+      const handler = policy ? withPolicy(manager, policy, manager, log) : manager;
       const timed = {
-        add: async (req: Parameters<EndpointManager['add']>[0]) => time('ADD', () => manager.add(req)),
-        del: async (req: Parameters<EndpointManager['del']>[0]) => time('DEL', () => manager.del(req)),
+        add: async (req: Parameters<EndpointManager['add']>[0]) => time('ADD', () => handler.add(req)),
+        del: async (req: Parameters<EndpointManager['del']>[0]) => time('DEL', () => handler.del(req)),
         check: async (req: Parameters<EndpointManager['check']>[0]) => time('CHECK', () => manager.check(req)),
         gc: async (valid: Parameters<EndpointManager['gc']>[0]) => time('GC', () => manager.gc(valid)),
         status: () => manager.status(),
@@ -267,11 +270,21 @@ export async function runAgent(flags: Record<string, string | undefined>): Promi
   });
 
   const watch = new ClusterWatch(kc, log, metrics);
+  const policy = policySubsystem({
+    maps: dp.maps,
+    nodeName: cfg.nodeName,
+    hostAddresses: [gatewayIp],
+    stateDir: cfg.stateDir,
+    endpoints: () => manager.list().map((r) => ({ endpointId: r.endpointId, ip: r.ip, podNamespace: r.podNamespace, podName: r.podName })),
+    cluster: () => watch.snapshot(),
+    log,
+    metrics,
+  });
   agent = new Agent({
     log,
     metrics,
     source: watch,
-    subsystems: [servicesSubsystem(dp, cfg, log, metrics), routesSubsystem(dp, cfg, log), endpointsSubsystem(manager, cfg, log, metrics), mapMetrics(dp, metrics)],
+    subsystems: [servicesSubsystem(dp, cfg, log, metrics), routesSubsystem(dp, cfg, log), policy, endpointsSubsystem(manager, cfg, log, metrics, policy), mapMetrics(dp, metrics)],
     http: { host: cfg.metricsHost, port: cfg.metricsPort },
     resyncMs: 60_000,
   });

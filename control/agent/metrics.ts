@@ -129,6 +129,12 @@ export function agentMetrics(reg = new Registry()) {
     cniLatency: reg.add(new Histogram('weir_cni_request_duration_seconds', 'CNI requests served over the agent socket, by command and result.')),
     objectProblems: reg.add(new Gauge('weir_object_problems', 'Kubernetes objects skipped because they are invalid, by kind.')),
     ready: reg.add(new Gauge('weir_agent_ready', '1 once the first full sync has been programmed.')),
+    policyIdentities: reg.add(new Gauge('weir_policy_identities', 'Policy identities in the last compile, by kind (pod, host, remote-node, world).')),
+    policyIds: reg.add(new Gauge('weir_policy_ids', 'Policy ids (distinct compiled rule sets) in weir_policy4.')),
+    policyEntries: reg.add(new Gauge('weir_policy_entries', 'Entries in weir_policy4.')),
+    policyGen: reg.add(new Gauge('weir_policy_generation', 'weir_policy_gen[0].gen: bumped after every policy map change.')),
+    policyProblems: reg.add(new Gauge('weir_policy_problems', 'Problems in the last policy compile (objects or fields skipped), by object kind.')),
+    policySyncDuration: reg.add(new Histogram('weir_policy_sync_duration_seconds', 'Policy compile and map reconcile time, by phase (compile, reconcile).')),
   };
 }
 export type AgentMetrics = ReturnType<typeof agentMetrics>;
