@@ -13,7 +13,7 @@ export function labPinRoot(node: string): string {
   return join(process.env.WEIR_LAB_PIN_BASE || LAB_PIN_BASE, node);
 }
 
-/** Exit codes: 1 = the command could not do its work, 2 = bad usage or a command not built yet. */
+/** Exit codes: 1 = the command could not do its work, 2 = bad usage. */
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
@@ -33,17 +33,30 @@ export interface GlobalOptions {
   bpffs: string;
   node?: string;
   output: OutputFormat;
+  /** The agent's state dir (policy snapshot): --state-dir, else the lab node's, else DEFAULT_STATE_DIR. */
+  stateDir: string;
+}
+
+/** The agent's default --state-dir (control/agent/config.ts). */
+export const DEFAULT_STATE_DIR = '/var/lib/weir';
+/** A lab node's agent keeps its state under LAB_STATE_BASE/NODE (control/lab/topology.ts STATE_DIR). */
+export const LAB_STATE_BASE = '/run/weir-lab';
+
+/** WEIR_LAB_STATE_BASE moves the base (tests use a folder of their own). */
+export function labStateDir(node: string): string {
+  return join(process.env.WEIR_LAB_STATE_BASE || LAB_STATE_BASE, node);
 }
 
 /** The global options as any (sub)command sees them. */
 export function globals(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals() as { bpffs?: string; node?: string; output?: string };
+  const o = cmd.optsWithGlobals() as { bpffs?: string; node?: string; output?: string; stateDir?: string };
   const output = o.output ?? 'table';
   if (output !== 'table' && output !== 'json') throw new CliError(`-o must be 'table' or 'json', got '${output}'`, EXIT_USAGE);
   if (o.node !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(o.node)) {
     throw new CliError(`--node '${o.node}' is not a node name (letters, digits, '.', '_', '-')`, EXIT_USAGE);
   }
-  return { bpffs: o.bpffs ?? DEFAULT_PIN_ROOT, node: o.node, output };
+  const stateDir = o.stateDir ?? (o.node !== undefined ? labStateDir(o.node) : DEFAULT_STATE_DIR);
+  return { bpffs: o.bpffs ?? DEFAULT_PIN_ROOT, node: o.node, output, stateDir };
 }
 
 /** The pin root the options select: --node wins over --bpffs. */

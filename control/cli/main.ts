@@ -1,14 +1,14 @@
 // The `weir` command line (commander). Map and domain views read the pinned
 // maps directly, so they work while the agent is down. Each command group
 // lives in commands/*.ts; run() returns the exit code: 0 ok, 1 the command
-// failed, 2 bad usage or a command not built yet.
+// failed, 2 bad usage.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { LoaderError } from '../../loader/index.js';
 import { BpfError } from '../../native/index.js';
 import { DEFAULT_PIN_ROOT } from '../datapath/maps.js';
-import { CliError, EXIT_FAILURE, EXIT_USAGE, LAB_PIN_BASE } from './context.js';
+import { CliError, DEFAULT_STATE_DIR, EXIT_FAILURE, EXIT_USAGE, LAB_PIN_BASE, LAB_STATE_BASE } from './context.js';
 import { registerAgent } from './commands/agent.js';
 import { registerBench } from './commands/bench.js';
 import { registerCt } from './commands/ct.js';
@@ -16,8 +16,9 @@ import { registerLab } from './commands/lab.js';
 import { registerEndpoint } from './commands/endpoint.js';
 import { registerMaglev } from './commands/maglev.js';
 import { registerMap } from './commands/map.js';
-import { registerNotYet } from './commands/notyet.js';
+import { registerMonitor } from './commands/monitor.js';
 import { registerObject, version } from './commands/object.js';
+import { registerIdentity, registerPolicy } from './commands/policy.js';
 import { registerRoute } from './commands/route.js';
 import { registerService } from './commands/service.js';
 import { registerStatus } from './commands/status.js';
@@ -28,6 +29,8 @@ Examples:
   weir map list                      the maps pinned under /sys/fs/bpf/weir
   weir --node node-1 service list    a lab node's services (pins under ${LAB_PIN_BASE}/node-1)
   weir map dump svc4 -o json         one map, decoded, as JSON
+  weir --node node-1 policy get x/a  who may reach pod x/a and whom it may reach
+  weir --node node-1 monitor         live drops and policy verdicts, with reasons
   weir inspect OBJECT.o              what the loader reads from a BPF object
   weir help map                      help for one command
 `;
@@ -71,6 +74,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .version(`weir ${version()}`, '-V, --version', 'print the version')
     .option('--bpffs <path>', 'pin root of the maps to read', DEFAULT_PIN_ROOT)
     .option('--node <name>', `a lab node's maps (pin root ${LAB_PIN_BASE}/NAME); wins over --bpffs`)
+    .option('--state-dir <path>', `the agent's state dir, where it writes the policy snapshot (default ${DEFAULT_STATE_DIR}; with --node ${LAB_STATE_BASE}/NAME)`)
     .option('--netns <name|path>', 'run in this network namespace (/run/netns/NAME or a path): attachments, agent health and interface names as that namespace sees them')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .addHelpText('after', EXAMPLES);
@@ -85,7 +89,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerRoute(program);
   registerStatus(program);
   registerTrace(program);
-  registerNotYet(program);
+  registerPolicy(program);
+  registerIdentity(program);
+  registerMonitor(program);
   registerObject(program, setExit);
   return program;
 }

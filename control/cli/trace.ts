@@ -1,14 +1,28 @@
 // `weir trace` logic: the lookups from_pod / from_uplink make for one packet
 // SRC -> DST:PORT, replayed in TypeScript over the pinned maps (lb.h,
-// lb_select.h, conntrack.h, route.h). Read-only: nothing is written, so
-// affinity and conntrack entries are shown, never created.
+// lb_select.h, conntrack.h, route.h, policy.h). Read-only: nothing is
+// written, so affinity and conntrack entries are shown, never created. The
+// policy verdicts use the kernel's own LPM lookups (weir_ipcache4,
+// weir_policy4), so they are the datapath's answers, not a re-implementation.
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { BpfMap } from '../../native/index.js';
 import type { DatapathMaps } from '../datapath/maps.js';
 import { flowHash } from '../datapath/flowhash.js';
 import * as T from '../datapath/types.gen.js';
 import { CliError, EXIT_USAGE } from './context.js';
 import { enumName, flagNames, ip4, mac, monotonicNs, parseIp4, protoName } from './format.js';
-import { backendView, frontend, type BackendView } from './views.js';
+import {
+  backendView,
+  frontend,
+  identityMeaning,
+  lpmMatch,
+  policyKeyRange,
+  policyLpmMatch,
+  portText,
+  type BackendView,
+  type PolicySnapshotView,
+} from './views.js';
 
 const HAIRPIN_IP = 0xa9fe2a01; // lb.h LB_HAIRPIN_IP 169.254.42.1
 const SNAT_PORT_MIN = 61000; // lb.h LB_SNAT_PORT_MIN
@@ -23,6 +37,8 @@ export interface TraceQuery {
 
 export interface TraceStep {
   step: string;
+  /** Policy steps: the direction checked (egress of the sender, ingress of the receiver). */
+  dir?: 'egress' | 'ingress';
   map: string | null;
   key: unknown;
   entry: unknown;
@@ -110,9 +126,17 @@ function where(b: BackendView): string {
   return b.flags.includes('local') ? 'on this node' : b.nodeId ? `on node_id ${b.nodeId}` : 'node unknown';
 }
 
+/** What the policy steps name things with: the agent's snapshot, and the lab's other nodes. */
+export interface TraceOptions {
+  snapshot?: PolicySnapshotView;
+  /** This node's pin root: other lab nodes are its sibling folders (for "trace there with --node X"). */
+  pinRoot?: string;
+}
+
 /** Replays the datapath for one packet; `maps` stays open (the caller closes it). */
-export function trace(m: DatapathMaps, q: TraceQuery): TraceResult {
+export function trace(m: DatapathMaps, q: TraceQuery, opts: TraceOptions = {}): TraceResult {
   const steps: TraceStep[] = [];
+  const pctx: PolicyCtx = { m, q, opts, steps, srcEp: undefined, srcNode: undefined };
   const add = (s: TraceStep) => steps.push(s);
   const routes = m.tunnel4.dump();
   const tuple = `${ip4(q.src)}${q.sport ? `:${q.sport}` : ''} -> ${ip4(q.dst)}:${q.port}/${protoName(q.proto)}`;
@@ -129,6 +153,7 @@ export function trace(m: DatapathMaps, q: TraceQuery): TraceResult {
   let program: string;
   if (srcEp && !(srcEp.flags & T.EndpointFlags.EP_F_HOST)) {
     origin = 'pod';
+    pctx.srcEp = srcEp;
     program = `from_pod (tc ingress of ifindex ${srcEp.ifindex})`;
     add({ step: 'source', map: 'weir_ep4', key: { addr: ip4(q.src) }, entry: epShown(srcEp), result: `local pod, endpoint ${srcEp.endpoint_id}: ${program} sees it` });
   } else if (srcEp) {
@@ -140,6 +165,7 @@ export function trace(m: DatapathMaps, q: TraceQuery): TraceResult {
     if (r && !(r[0].prefixlen === 32 && r[1].node_addr === q.src)) {
       // A pod of another node: its own node's from_pod translates it (same service maps).
       origin = 'pod';
+      pctx.srcNode = r[1];
       program = `from_pod on node ${ip4(r[1].node_addr)} (node_id ${r[1].node_id})`;
       add({ step: 'source', map: 'weir_tunnel4', key: tunnelKey(r[0]), entry: tunnelShown(r[1]), result: `not local: a pod of node ${ip4(r[1].node_addr)}; ${program} handles it (trace there with --node for its routes)` });
     } else {
@@ -149,7 +175,7 @@ export function trace(m: DatapathMaps, q: TraceQuery): TraceResult {
     }
   }
 
-  if (origin === 'host') return finish(m, q, steps, routes, origin, [{ addr: q.dst, port: q.port }], out, program, null);
+  if (origin === 'host') return finish(pctx, routes, origin, [{ addr: q.dst, port: q.port }], out, program, null);
 
   // 2. Conntrack: an established service flow follows its backend.
   const ctBase = { saddr: q.src, daddr: q.dst, dport: q.port, proto: q.proto, flags: T.CtKeyFlags.CT_KEY_SERVICE, pad: 0 };
@@ -164,7 +190,7 @@ export function trace(m: DatapathMaps, q: TraceQuery): TraceResult {
       if (pe) {
         add({ step: 'conntrack', map: 'weir_ct4', key: ctKeyShown(sk), entry: ctShown(se), result: `established service flow: follows backend ${se.backend_id} ${ip4(be.addr)}:${be.port} (reply entry present)` });
         const bv = backendView(se.backend_id, be);
-        return finish(m, q, steps, routes, origin, [{ addr: be.addr, port: be.port, backend: bv }], out, program, nat ? se.nat_addr : null);
+        return finish(pctx, routes, origin, [{ addr: be.addr, port: be.port, backend: bv }], out, program, nat ? se.nat_addr : null);
       }
       add({ step: 'conntrack', map: 'weir_ct4', key: ctKeyShown(sk), entry: ctShown(se), result: 'service entry without its reply entry (evicted): a new backend is picked' });
     } else {
@@ -196,7 +222,7 @@ export function trace(m: DatapathMaps, q: TraceQuery): TraceResult {
   const keyShown = (k: T.Svc4Key) => ({ addr: ip4(k.addr), port: k.port, proto: protoName(k.proto), scope: enumName(k.scope, T.SvcScope) });
   if (!svc) {
     add({ step: 'service', map: 'weir_svc4', key: keyShown(key), entry: null, result: `${frontend(q.dst, q.port, q.proto)} is not a service frontend: no translation` });
-    return finish(m, q, steps, routes, origin, [{ addr: q.dst, port: q.port }], out, program, null);
+    return finish(pctx, routes, origin, [{ addr: q.dst, port: q.port }], out, program, null);
   }
   if (origin === 'pod' && svc.flags & T.SvcFlags.SVC_F_TWO_SCOPES) {
     const ik = { ...key, scope: T.SvcScope.SVC_SCOPE_INT };
@@ -220,7 +246,7 @@ export function trace(m: DatapathMaps, q: TraceQuery): TraceResult {
     if (origin === 'pod' && b.addr === ip4(q.src)) srcNat = HAIRPIN_IP;
     else if (origin === 'uplink' && !b.flags.includes('local') && !(svc.flags & T.SvcFlags.SVC_F_ETP_LOCAL)) srcNat = -1;
   }
-  return finish(m, q, steps, routes, origin, cands.map((c) => ({ addr: parseIp4(c.backend.addr)!, port: c.backend.port, backend: c.backend })), out, program, srcNat);
+  return finish(pctx, routes, origin, cands.map((c) => ({ addr: parseIp4(c.backend.addr)!, port: c.backend.port, backend: c.backend })), out, program, srcNat);
 }
 
 function chooseBackends(m: DatapathMaps, q: TraceQuery, svc: T.SvcValue, add: (s: TraceStep) => void): Candidate[] {
@@ -328,9 +354,7 @@ interface Dest {
 
 /** Steps 5 (route to each possible destination) and 6 (policy), then the verdict. */
 function finish(
-  m: DatapathMaps,
-  q: TraceQuery,
-  steps: TraceStep[],
+  pctx: PolicyCtx,
   routes: Array<[T.Tunnel4Key, T.TunnelInfo]>,
   origin: 'pod' | 'uplink' | 'host',
   dests: Dest[],
@@ -338,14 +362,15 @@ function finish(
   program: string,
   srcNat: number | null,
 ): TraceResult {
+  const { m, q, steps } = pctx;
   const outcomes: string[] = [];
   for (const d of dests) {
     const r = route(m, routes, origin, d.addr, q.sport);
     steps.push(r.step);
     const target = `${ip4(d.addr)}:${d.port}${d.backend ? ` (backend ${d.backend.id})` : ''}`;
-    outcomes.push(`${r.verdict} -> ${target}`);
+    const denied = policySteps(pctx, origin, d, srcNat);
+    outcomes.push(denied ? `${denied} -> ${target}` : `${r.verdict} -> ${target}`);
   }
-  steps.push({ step: 'policy', map: null, key: null, entry: null, result: 'not enforced yet (issue 5): allowed' });
   let verdict = dests.length === 1 ? outcomes[0] : `one of ${dests.length} backends: ${outcomes.join(' | ')}`;
   if (dests.length === 1 && dests[0].backend) verdict = `DNAT to ${ip4(dests[0].addr)}:${dests[0].port}; ${verdict}`;
   if (srcNat === HAIRPIN_IP) verdict += `; hairpin: source SNATed to ${ip4(HAIRPIN_IP)}`;
@@ -404,4 +429,231 @@ function route(m: DatapathMaps, routes: Array<[T.Tunnel4Key, T.TunnelInfo]>, ori
     },
     verdict: 'outside the cluster: node stack (masqueraded)',
   };
+}
+
+// ---------------------------------------------------------------------------
+// Policy (bpf/include/policy.h pol_enforce / pol_evaluate): the flow's policy
+// conntrack entry, then for each side this node enforces — egress of a local
+// sender, ingress of a local receiver — ep_policy -> policy id, ipcache ->
+// the peer's identity, and the weir_policy4 lookups (peer identity, then
+// ID_ANY). The verdicts come from the kernel's own LPM lookups; the matched
+// entry shown next to them is found by the same rule over the dumped keys.
+// ---------------------------------------------------------------------------
+
+interface PolicyCtx {
+  m: DatapathMaps;
+  q: TraceQuery;
+  opts: TraceOptions;
+  steps: TraceStep[];
+  /** The sending local endpoint (from_pod on this node). */
+  srcEp: T.EndpointInfo | undefined;
+  /** The sending pod's node when it is a pod of another node. */
+  srcNode: T.TunnelInfo | undefined;
+  dumps?: { ipcache: Array<[T.Ipcache4Key, T.IpcacheValue]>; policy: Array<[T.Policy4Key, T.PolicyValue]> };
+}
+
+const MATCH_TEXT: Record<number, string> = {
+  [T.PolicyMatch.MATCH_L3_L4]: 'peer identity + port',
+  [T.PolicyMatch.MATCH_L3]: 'peer identity, any port',
+  [T.PolicyMatch.MATCH_L4]: 'any peer, this port',
+  [T.PolicyMatch.MATCH_ALL]: 'any peer, any port',
+};
+
+/** The lab node (a sibling pin folder of this node's) whose weir_node4 holds `addr`. */
+export function labNodeOf(pinRoot: string | undefined, addr: number): string | undefined {
+  if (!pinRoot) return undefined;
+  const base = dirname(pinRoot);
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return undefined;
+  }
+  const key = Buffer.alloc(4);
+  key.writeUInt32BE(addr >>> 0);
+  for (const n of names) {
+    const pin = join(base, n, 'weir_node4');
+    if (!existsSync(pin)) continue;
+    try {
+      const m = BpfMap.fromPin(pin);
+      try {
+        if (m.lookup(key)) return n;
+      } finally {
+        m.close();
+      }
+    } catch {
+      /* not a map we can read */
+    }
+  }
+  return undefined;
+}
+
+function elsewhere(c: PolicyCtx, node: T.TunnelInfo, what: string): string {
+  const name = labNodeOf(c.opts.pinRoot, node.node_addr);
+  const p = c.q;
+  const cmd = `trace ${ip4(p.src)} ${ip4(p.dst)}:${p.port}/${protoName(p.proto)}${p.sport ? ` --sport ${p.sport}` : ''}`;
+  return (
+    `${what} is enforced by node ${ip4(node.node_addr)} (node_id ${node.node_id}) with its own identities and policy maps: ` +
+    (name ? `trace there: weir --node ${name} ${cmd}` : `run weir ${cmd} on that node`)
+  );
+}
+
+const epName = (c: PolicyCtx, id: number, addr: number) => `endpoint ${id} (${c.opts.snapshot?.endpoints.get(id)?.pod ?? ip4(addr)})`;
+
+/** The policy steps for one destination; returns the drop verdict, or null when the packet passes. */
+function policySteps(c: PolicyCtx, origin: string, d: Dest, srcNat: number | null): string | null {
+  const { m, q, steps } = c;
+  const snap = c.opts.snapshot;
+  const dstEpRaw = m.ep4.get({ addr: d.addr });
+  const dstEp = dstEpRaw && !(dstEpRaw.flags & T.EndpointFlags.EP_F_HOST) ? dstEpRaw : undefined;
+  const srcEp = origin === 'pod' ? c.srcEp : undefined;
+  if (c.srcNode) steps.push({ step: 'policy', dir: 'egress', map: null, key: null, entry: null, result: elsewhere(c, c.srcNode, `egress of ${ip4(q.src)}`) });
+  let remote: TraceStep | undefined;
+  if (!dstEp && !m.node4.get(d.addr)) {
+    const r = lpmLookup(m.tunnel4.dump(), d.addr);
+    if (r && !(r[0].prefixlen === 32 && r[1].node_addr === d.addr)) {
+      remote = { step: 'policy', dir: 'ingress', map: null, key: null, entry: null, result: elsewhere(c, r[1], `ingress of ${ip4(d.addr)}`) };
+    }
+  }
+  if (!srcEp && !dstEp) {
+    if (remote) steps.push(remote);
+    else if (!c.srcNode) steps.push({ step: 'policy', map: null, key: null, entry: null, result: 'no local pod sends or receives this packet: this node checks no policy on it' });
+    return null;
+  }
+  const denied = localPolicySteps(c, d, srcEp, dstEp, srcNat);
+  // A packet this node drops never reaches the node that would check its ingress.
+  if (remote && !denied) steps.push(remote);
+  return denied;
+}
+
+function localPolicySteps(c: PolicyCtx, d: Dest, srcEp: T.EndpointInfo | undefined, dstEp: T.EndpointInfo | undefined, srcNat: number | null): string | null {
+  const { m, q, steps } = c;
+  const snap = c.opts.snapshot;
+  c.dumps ??= { ipcache: m.ipcache4.dump(), policy: m.policy4.dump() };
+  const gen = m.policyGen.get(0)?.gen ?? 0;
+
+  // The tuple as the pods see it: after DNAT; a hairpinned flow has the hairpin source.
+  const saddr = srcNat === HAIRPIN_IP ? HAIRPIN_IP : q.src;
+  const ctKey = (s: number, dd: number, sp: number, dp: number) => ({ saddr: s, daddr: dd, sport: sp, dport: dp, proto: q.proto, flags: T.CtKeyFlags.CT_KEY_POLICY, pad: 0 });
+  let tracked: 'current' | 'reply' | 'stale' | null = null;
+  if (q.sport !== undefined) {
+    const fk = ctKey(saddr, d.addr, q.sport, d.port);
+    const fe = m.ct4.get(fk);
+    const rk = ctKey(d.addr, saddr, d.port, q.sport);
+    const re = fe ? undefined : m.ct4.get(rk);
+    if (fe) tracked = fe.policy_gen === gen ? 'current' : 'stale';
+    else if (re) tracked = 'reply';
+    steps.push({
+      step: 'policy-ct',
+      map: 'weir_ct4',
+      key: ctKeyShown(re ? rk : fk),
+      entry: fe ? { ...ctShown(fe), policy_gen: fe.policy_gen } : re ? { ...ctShown(re), policy_gen: re.policy_gen } : null,
+      result:
+        tracked === 'current'
+          ? `tracked flow allowed at policy generation ${gen} (the current one): passes without a policy lookup`
+          : tracked === 'stale'
+            ? `tracked flow of generation ${fe!.policy_gen}, policy is now at ${gen}: decided again below (the entry is deleted if now denied)`
+            : tracked === 'reply'
+              ? 'the reversed tuple is a tracked flow: this packet is a reply and passes'
+              : 'no policy entry for this tuple or its reply: a new flow, decided below',
+    });
+  } else {
+    const flows = m.ct4
+      .dump()
+      .filter(([k]) => k.flags & T.CtKeyFlags.CT_KEY_POLICY && k.saddr === saddr && k.daddr === d.addr && k.dport === d.port && k.proto === q.proto)
+      .map(([k, v]) => ({ sport: k.sport, policy_gen: v.policy_gen, flags: flagNames(v.flags, T.CtFlags) }));
+    steps.push({
+      step: 'policy-ct',
+      map: 'weir_ct4',
+      key: { ...ctKeyShown(ctKey(saddr, d.addr, 0, d.port)), sport: '*' },
+      entry: flows,
+      result: flows.length
+        ? `${flows.length} tracked flow(s) from this source (give --sport to check one); a new flow is decided below`
+        : 'no tracked flow from this source (any port): a new flow, decided below',
+    });
+  }
+
+  let denied: string | null = null;
+  const sides: Array<{ dir: 'egress' | 'ingress'; ep: T.EndpointInfo; epAddr: number; peer: number }> = [];
+  if (srcEp) sides.push({ dir: 'egress', ep: srcEp, epAddr: q.src, peer: d.addr });
+  if (dstEp) sides.push({ dir: 'ingress', ep: dstEp, epAddr: d.addr, peer: saddr === HAIRPIN_IP ? d.addr : saddr });
+  for (const side of sides) {
+    const { dir, ep } = side;
+    const who = epName(c, ep.endpoint_id, side.epAddr);
+    const epp = m.epPolicy.get(ep.endpoint_id);
+    const id = epp ? (dir === 'egress' ? epp.egress_id : epp.ingress_id) : 0;
+    const names = snap?.endpoints.get(ep.endpoint_id)?.[dir]?.policies;
+    const byNames = names?.length ? ` (${names.join(', ')})` : '';
+    steps.push({
+      step: 'ep_policy',
+      dir,
+      map: 'weir_ep_policy',
+      key: ep.endpoint_id,
+      entry: epp ? { ingress_id: epp.ingress_id, egress_id: epp.egress_id } : null,
+      result: id ? `${who} is isolated for ${dir}: policy id ${id}${byNames}` : `${who} is not isolated for ${dir} (no policy selects it): allowed`,
+    });
+    if (!id) continue;
+    // The peer's identity: the kernel's LPM answer, and the prefix that gave it.
+    const iv = m.ipcache4.get({ prefixlen: 32, addr: side.peer });
+    const identity = iv ? iv.identity : T.PolicyIdentity.ID_WORLD;
+    const im = lpmMatch(c.dumps.ipcache, side.peer);
+    const meaning = identityMeaning(identity, snap);
+    steps.push({
+      step: 'ipcache',
+      dir,
+      map: 'weir_ipcache4',
+      key: im ? `${ip4(im[0].addr)}/${im[0].prefixlen}` : `${ip4(side.peer)}/32`,
+      entry: iv ? { identity: iv.identity } : null,
+      result: iv
+        ? `${dir === 'egress' ? 'destination' : 'source'} ${ip4(side.peer)} is identity ${identity} (${meaning})${im ? ` by prefix ${ip4(im[0].addr)}/${im[0].prefixlen}` : ''}`
+        : `${dir === 'egress' ? 'destination' : 'source'} ${ip4(side.peer)} has no ipcache entry: identity ${identity} (${meaning})`,
+    });
+    // pol_verdict: (policy, peer identity, proto, port) then (policy, ID_ANY, proto, port).
+    let match = 0;
+    for (const [lookupId, kind] of [
+      [identity, 'peer'],
+      [T.PolicyIdentity.ID_ANY, 'any'],
+    ] as const) {
+      const key: T.Policy4Key = { prefixlen: 96, policy_id: id, identity: lookupId, proto: q.proto, pad: 0, port: d.port };
+      const v = m.policy4.get(key);
+      const ok = !!v && (v.flags & T.PolicyFlags.POLICY_F_ALLOW) !== 0;
+      const hit = ok ? policyLpmMatch(c.dumps.policy, id, lookupId, q.proto, d.port) : undefined;
+      const r = hit ? policyKeyRange(hit[0]) : undefined;
+      const entryText = r ? (hit![0].prefixlen <= 64 ? 'any protocol and port' : `${protoName(r.proto)} ports ${portText(r)}`) : '';
+      if (ok) match = kind === 'peer' ? (v!.flags & T.PolicyFlags.POLICY_F_L4 ? T.PolicyMatch.MATCH_L3_L4 : T.PolicyMatch.MATCH_L3) : v!.flags & T.PolicyFlags.POLICY_F_L4 ? T.PolicyMatch.MATCH_L4 : T.PolicyMatch.MATCH_ALL;
+      steps.push({
+        step: 'policy4',
+        dir,
+        map: 'weir_policy4',
+        key: { policy_id: id, identity: lookupId, proto: protoName(q.proto), port: d.port },
+        entry: hit ? { prefixlen: hit[0].prefixlen, identity: hit[0].identity, proto: protoName(hit[0].proto), port: hit[0].port, flags: flagNames(hit[1].flags, T.PolicyFlags) } : v ? { flags: flagNames(v.flags, T.PolicyFlags) } : null,
+        result: ok
+          ? `policy id ${id} allows ${kind === 'peer' ? `identity ${identity}` : 'any peer (ID_ANY)'}${entryText ? ` on ${entryText}` : ''}`
+          : kind === 'peer'
+            ? `no entry of policy id ${id} for identity ${identity} on ${protoName(q.proto)}/${d.port}: try ID_ANY`
+            : `no entry of policy id ${id} for any peer on ${protoName(q.proto)}/${d.port}`,
+      });
+      if (ok) break;
+    }
+    if (match) {
+      steps.push({ step: 'policy', dir, map: null, key: null, entry: null, result: `${dir} allowed (match: ${MATCH_TEXT[match]})` });
+      continue;
+    }
+    const reason = dir === 'egress' ? 'policy denied egress' : 'policy denied ingress';
+    const why = `${who}: policy id ${id}${byNames} allows nothing for ${dir === 'egress' ? 'destination' : 'source'} ${ip4(side.peer)} = identity ${identity} (${meaning}) on ${protoName(q.proto)}/${d.port}`;
+    steps.push({ step: 'policy', dir, map: null, key: null, entry: null, result: `${reason.toUpperCase()}: ${why}` });
+    denied = `dropped: ${reason} (${why})`;
+    break;
+  }
+  if (denied && (tracked === 'current' || tracked === 'reply')) {
+    steps.push({
+      step: 'policy',
+      map: null,
+      key: null,
+      entry: null,
+      result: `this packet passes anyway as part of a tracked flow (${tracked === 'reply' ? 'a reply' : `allowed at generation ${gen}`}); a new flow would be ${denied}`,
+    });
+    return null;
+  }
+  return denied;
 }

@@ -342,16 +342,4 @@ describe.skipIf(!built || requireNetns('weir CLI on pinned maps', ['bpftool']))(
     expect(badNode.code).toBe(2);
     expect(badNode.stderr).toContain("--node '../etc' is not a node name");
   });
-
-  it('policy get and monitor say they are not built yet (exit 2), with no output', async () => {
-    for (const [args, issue] of [
-      [['policy', 'get', 'frontend-1'], /not yet implemented: weir policy get .*issue 5/],
-      [['monitor', '--type', 'drop'], /not yet implemented: weir monitor .*issue 5/],
-    ] as const) {
-      const r = await weir([...args]);
-      expect(r.code).toBe(2);
-      expect(r.stdout).toBe('');
-      expect(r.stderr).toMatch(issue);
-    }
-  });
 });

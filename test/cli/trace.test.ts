@@ -32,6 +32,7 @@ const be32 = (ip: string) => {
 
 interface Step {
   step: string;
+  dir?: string;
   map: string | null;
   key: unknown;
   entry: unknown;
@@ -124,7 +125,7 @@ describe.skipIf(!built || requireRoot('weir trace on pinned maps'))('weir trace 
   it('ClusterIP -> local backend: from_pod, new flow, random slot, redirect_peer into the backend pod', async () => {
     const t = await trace(CLIENT, `${VIP_LOCAL}:80`, '--sport', '40001');
     expect(t.packet).toEqual({ src: CLIENT, dst: VIP_LOCAL, sport: 40001, dport: 80, proto: 'tcp' });
-    expect(t.steps.map((s) => s.step)).toEqual(['source', 'conntrack', 'service', 'backend', 'route', 'policy']);
+    expect(t.steps.map((s) => s.step)).toEqual(['source', 'conntrack', 'service', 'backend', 'route', 'policy-ct', 'ep_policy', 'ep_policy']);
     expect(step(t, 'source')).toMatchObject({ map: 'weir_ep4', key: { addr: CLIENT }, entry: { ifindex: 1 } });
     expect(t.program).toBe('from_pod (tc ingress of ifindex 1)');
     expect(step(t, 'conntrack')).toMatchObject({ map: 'weir_ct4', entry: null, result: 'no entry: a new flow' });
@@ -135,7 +136,12 @@ describe.skipIf(!built || requireRoot('weir trace on pinned maps'))('weir trace 
     });
     expect(step(t, 'backend')).toMatchObject({ map: 'weir_lb_slots', entry: [{ slot: 1, backend_id: 11 }] });
     expect(step(t, 'route')).toMatchObject({ map: 'weir_ep4', key: { addr: '10.244.1.6' } });
-    expect(step(t, 'policy').result).toBe('not enforced yet (issue 5): allowed');
+    // No policy selects either pod: both sides say so (no weir_ep_policy entry).
+    expect(t.steps.filter((s) => s.step === 'ep_policy').map((s) => [s.dir, s.entry, s.result.replace(/endpoint \d+/, 'endpoint N')])).toEqual([
+      ['egress', null, `endpoint N (${CLIENT}) is not isolated for egress (no policy selects it): allowed`],
+      ['ingress', null, 'endpoint N (10.244.1.6) is not isolated for ingress (no policy selects it): allowed'],
+    ]);
+    expect(step(t, 'policy-ct')).toMatchObject({ map: 'weir_ct4', entry: null, result: 'no policy entry for this tuple or its reply: a new flow, decided below' });
     expect(t.verdict).toBe('DNAT to 10.244.1.6:8080; delivered to local pod (redirect_peer to ifindex 1) -> 10.244.1.6:8080 (backend 11)');
     // The datapath agrees: DNAT to that backend and a redirect.
     const r = await fromPod(tcpPkt({ src: CLIENT, dst: VIP_LOCAL, sport: 40001, dport: 80 }));
@@ -151,7 +157,9 @@ describe.skipIf(!built || requireRoot('weir trace on pinned maps'))('weir trace 
       entry: { backend_id: 11, flags: ['CT_F_SERVICE'] },
     });
     expect(step(t, 'conntrack').result).toMatch(/^established service flow: follows backend 11 10\.244\.1\.6:8080/);
-    expect(t.steps.map((s) => s.step)).toEqual(['source', 'conntrack', 'route', 'policy']);
+    expect(t.steps.map((s) => s.step)).toEqual(['source', 'conntrack', 'route', 'policy-ct', 'ep_policy', 'ep_policy']);
+    // The datapath tracked the flow for policy too (not isolated: tracked anyway, at generation 0).
+    expect(step(t, 'policy-ct')).toMatchObject({ key: { saddr: CLIENT, daddr: '10.244.1.6', sport: 40001, dport: 8080, flags: ['CT_KEY_POLICY'] }, entry: { policy_gen: 0 } });
     // Without --sport: the flows from this source to that frontend are listed.
     const all = await trace(CLIENT, `${VIP_LOCAL}:80`);
     expect(step(all, 'conntrack').entry).toEqual([expect.objectContaining({ sport: 40001, backend_id: 11 })]);
@@ -211,7 +219,7 @@ describe.skipIf(!built || requireRoot('weir trace on pinned maps'))('weir trace 
     maps.affinity4.set({ client: ipToNumber(CLIENT), svc_id: 6 }, { last_used: process.hrtime.bigint(), backend_id: 12, pad: 0 });
     const t = await trace(CLIENT, `${vip}:80`, '--sport', '40010');
     expect(step(t, 'affinity')).toMatchObject({ entry: { backend_id: 12 } });
-    expect(t.steps.map((x) => x.step)).toEqual(['source', 'conntrack', 'service', 'affinity', 'route', 'policy']);
+    expect(t.steps.map((x) => x.step)).toEqual(['source', 'conntrack', 'service', 'affinity', 'route', 'policy-ct', 'ep_policy', 'policy']);
     expect(t.verdict).toMatch(/^DNAT to 10\.244\.2\.7:8080; VXLAN/);
     await fromPod(tcpPkt({ src: CLIENT, dst: vip, sport: 40010, dport: 80 }));
     const ct = maps.ct4.get({ saddr: ipToNumber(CLIENT), daddr: ipToNumber(vip), sport: 40010, dport: 80, proto: TCP, flags: T.CtKeyFlags.CT_KEY_SERVICE, pad: 0 });
@@ -275,7 +283,9 @@ describe.skipIf(!built || requireRoot('weir trace on pinned maps'))('weir trace 
     expect(r.stdout).toMatch(/^1\. source: local pod/m);
     expect(r.stdout).toMatch(/^3\. service: exact frontend: svc_id 2, 1 backend\(s\), random$/m);
     expect(r.stdout).toMatch(/^ {3}weir_svc4 \[\{"addr":"10\.96\.0\.11"/m);
-    expect(r.stdout).toMatch(/^6\. policy: not enforced yet \(issue 5\): allowed$/m);
+    expect(r.stdout).toMatch(/^6\. policy-ct: (\d+ tracked flow\(s\)|no tracked flow) from this source/m);
+    expect(r.stdout).toMatch(/^7\. ep_policy \(egress\): endpoint \d+ \(10\.244\.1\.5\) is not isolated for egress/m);
+    expect(r.stdout).toMatch(/^8\. policy \(ingress\): ingress of 10\.244\.2\.7 is enforced by node 192\.168\.1\.2 \(node_id 2\) with its own identities and policy maps: run weir trace 10\.244\.1\.5 10\.96\.0\.11:80\/tcp on that node$/m);
     expect(r.stdout).toMatch(/^verdict: DNAT to 10\.244\.2\.7:8080; VXLAN to node 192\.168\.1\.2/m);
   });
 

@@ -27,7 +27,7 @@ describe.skipIf(!built)('bin/weir', () => {
   it('has --help on every command and group, and help with no arguments', () => {
     const paths = [
       [], ['map'], ['map', 'list'], ['map', 'dump'], ['service', 'list'], ['backend', 'list'], ['ct', 'list'], ['maglev', 'show'],
-      ['endpoint', 'list'], ['route', 'list'], ['status'], ['policy', 'get'], ['monitor'], ['trace'], ['inspect'], ['gen-types'], ['version'], ['demo'],
+      ['endpoint', 'list'], ['route', 'list'], ['status'], ['policy', 'get'], ['policy', 'list'], ['identity', 'list'], ['monitor'], ['trace'], ['inspect'], ['gen-types'], ['version'], ['demo'],
     ];
     for (const p of paths) {
       const r = weir(...p, '--help');
@@ -38,7 +38,7 @@ describe.skipIf(!built)('bin/weir', () => {
     const bare = weir();
     expect(bare.status).toBe(0);
     expect(bare.stdout).toMatch(/--node <name> .*\/sys\/fs\/bpf\/weir-lab\/NAME/);
-    for (const group of ['map', 'service', 'backend', 'ct', 'maglev', 'endpoint', 'route', 'status', 'policy', 'monitor', 'trace']) {
+    for (const group of ['map', 'service', 'backend', 'ct', 'maglev', 'endpoint', 'route', 'status', 'policy', 'identity', 'monitor', 'trace']) {
       expect(bare.stdout).toMatch(new RegExp(`^  ${group}\\b`, 'm'));
     }
   });

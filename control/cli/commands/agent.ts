@@ -13,10 +13,12 @@ export function registerAgent(program: Command): void {
     // No commander defaults: the config file and env must be able to set what a flag leaves unset.
     cmd.addOption(new Option(`--${s.flag} <value>`, `${s.help} [env ${s.env}${def !== '' ? `, default ${def}` : ''}]`));
   }
-  cmd.action(async (opts: Record<string, string | undefined>) => {
+  cmd.action(async (_opts: Record<string, string | undefined>, self: Command) => {
     const { runAgent } = await import('../../agent/main.js');
     const flags: Record<string, string | undefined> = {};
-    for (const [k, v] of Object.entries(opts)) {
+    // With globals: a flag the program also defines (--state-dir) is parsed as
+    // the program's, even when written after `agent`.
+    for (const [k, v] of Object.entries(self.optsWithGlobals() as Record<string, string | undefined>)) {
       if (v === undefined) continue;
       if (k === 'config') flags.config = v;
       else {
