@@ -1,10 +1,10 @@
 // The demo's story (`weir lab demo`) as assertions against a running lab with
 // the guestbook deployed.
 import { expect } from 'vitest';
-import { curl, ping, serviceView, type PodView } from '../../control/lab/demo.js';
-import { findPodNetns } from '../../control/lab/lab.js';
+import { curl, ping, POLICY_EXAMPLE, policyCast, policyExpected, probePolicyCells, probePolicyUntil, serviceView, waitPolicyProgrammed, type PodView, type PolicyCell } from '../../control/lab/demo.js';
+import { findPodNetns, labApply, labDelete } from '../../control/lab/lab.js';
 import { EXT_NS, type LabNode } from '../../control/lab/topology.js';
-import { ipInCidr, nsenter, weirJson } from './helpers.js';
+import { ipInCidr, nsenter, weir, weirJson } from './helpers.js';
 
 // Enough requests that a frontend never answering is not chance: with 3
 // backends picked at random, P(one gets none of 60) = 3·(2/3)^60 ≈ 1e-10.
@@ -95,4 +95,45 @@ export async function runDemoChecks(o: { nodes: LabNode[]; all: PodView[]; clien
   expect(status.up).toBe(true);
   expect(status.nodes.map((n) => `${n.name}:${n.agent}`)).toEqual(['node-1:ready', 'node-2:ready']);
   expect(status.pods.map((p) => `${p.name}=${p.ip}:${p.phase}`).sort()).toEqual(all.map((p) => `${p.name}=${p.ip}:Running`).sort());
+
+  await runPolicyDemoChecks(nodes, all);
+}
+
+const cellText = (c: PolicyCell) => `${c.client.label} -> ${c.server.label}: ${c.verdict}`;
+
+/**
+ * The demo's NetworkPolicy step: guestbook-policy.yaml lets only the frontend
+ * reach the redis pods. Before it every cell is allowed; after it exactly the
+ * cells below; after deleting it every cell is allowed again.
+ */
+async function runPolicyDemoChecks(nodes: LabNode[], all: PodView[]): Promise<void> {
+  const cast = policyCast(all);
+  const everyoneAllowed = cast.clients.flatMap((c) => cast.servers.map((s) => `${c.label} -> ${s.label}: allowed`));
+  expect((await probePolicyCells(cast)).map(cellText)).toEqual(everyoneAllowed);
+  const redis = all.filter((p) => p.labels.app === 'redis');
+  expect(redis.length).toBe(3);
+  await labApply(POLICY_EXAMPLE);
+  try {
+    await waitPolicyProgrammed(all, nodes, redis.map((p) => p.name));
+    expect((await probePolicyUntil(cast, policyExpected)).map(cellText)).toEqual([
+      'frontend -> redis-master: allowed',
+      'frontend -> redis-slave: allowed',
+      'frontend -> frontend: allowed',
+      'redis-slave -> redis-master: denied',
+      'redis-slave -> redis-slave: denied',
+      'redis-slave -> frontend: allowed',
+      'client -> redis-master: denied',
+      'client -> redis-slave: denied',
+      'client -> frontend: allowed',
+    ]);
+    // `weir policy get` on the master's node reads the same thing back from its maps.
+    const master = redis.find((p) => p.labels.role === 'master')!;
+    const view = weirJson<{ ingress: { isolated: boolean; policies: string[] | null }; egress: { isolated: boolean } }>(['--node', master.node, 'policy', 'get', `default/${master.name}`]);
+    expect(view).toMatchObject({ ingress: { isolated: true, policies: ['default/redis-from-frontend'] }, egress: { isolated: false } });
+    expect(weir(['--node', master.node, 'policy', 'get', `default/${master.name}`]).stdout).toContain('redis-from-frontend');
+  } finally {
+    await labDelete(POLICY_EXAMPLE);
+  }
+  await waitPolicyProgrammed(all, nodes, []);
+  expect((await probePolicyUntil(cast, () => true)).map(cellText)).toEqual(everyoneAllowed);
 }

@@ -8,12 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemoChecks } from './checks.js';
 import { Background, dumpDiff, here, ipInCidr, nsenter, pingSummary, rawDump, sleep, socketRetrans, tcpCounters, until, watchMaps, weir, weirJson } from './helpers.js';
 import { pods, serviceView, waitForPods, type PodView } from '../../control/lab/demo.js';
-import { agentReady, api, findPodNetns, labApply, labDaemonPid, labDown, labUp, startAgent, startLabDaemon, stopAgent, stopLabDaemon } from '../../control/lab/lab.js';
+import { agentReady, api, findPodNetns, labApply, labUp, startAgent, startLabDaemon, stopAgent, stopLabDaemon } from '../../control/lab/lab.js';
 import { repoRoot } from '../../control/paths.js';
 import { labNode, type LabNode } from '../../control/lab/topology.js';
 import { requireRoot } from '../lib/netns.js';
+import { acquireLabLock, type LabLease } from '../lib/lab-lock.js';
 
-const skip = requireRoot('the weir lab (netns, tc, bpffs)', { tools: ['ip', 'nsenter', 'ping', 'curl'] });
+const skip = requireRoot('the weir lab (netns, tc, bpffs)', { tools: ['ip', 'nsenter', 'ping', 'curl', 'flock'] });
 
 const GUESTBOOK = join(repoRoot(), 'control', 'lab', 'examples', 'guestbook.yaml');
 const ECHO_PORT = 7000;
@@ -103,13 +104,12 @@ describe.skipIf(skip)('weir lab: two nodes, guestbook', () => {
   let clientNs: string;
   let client: PodView;
 
-  let ours = false;
+  let lease: LabLease | undefined;
 
   beforeAll(async () => {
-    // The lab's names are fixed: never tear down a lab someone else is using.
-    const other = labDaemonPid();
-    if (other) throw new Error(`a lab is already running (lab daemon pid ${other}); these tests need it to themselves: run 'weir lab down' first`);
-    ours = true;
+    // The lab's names are fixed: wait for any other test's lab (test/lib/lab-lock.ts),
+    // and never tear down a lab someone else is using (the lock refuses then).
+    lease = await acquireLabLock('test/e2e-lab');
     try {
       await labUp({ nodes: 2 });
       await labApply(GUESTBOOK);
@@ -131,14 +131,13 @@ describe.skipIf(skip)('weir lab: two nodes, guestbook', () => {
         }
       }
     } catch (e) {
-      labDown();
-      ours = false;
+      await lease.release();
       throw e;
     }
-  }, 180_000);
+  }, 720_000);
 
-  afterAll(() => {
-    if (ours) labDown();
+  afterAll(async () => {
+    await lease?.release();
   }, 60_000);
 
   it('runs the demo: pods, pings, service VIPs, NodePort, spread, no NAT inside the cluster, lab status', async () => {
