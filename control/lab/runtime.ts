@@ -94,7 +94,9 @@ export function callCni(node: LabNode, command: 'ADD' | 'DEL' | 'CHECK', o: { co
 /** What a container runs, picked by its image (see README: weir/echo, weir/client, anything else). */
 export function containerCommand(c: V1Container, pod: { name: string; namespace: string; ip: string }): string[] {
   if (c.image === 'weir/echo' || c.image?.startsWith('weir/echo:')) {
-    const ports = (c.ports ?? []).map((p) => p.containerPort).filter((p) => p > 0);
+    // echo serves TCP and UDP on every port it is given: a port declared for
+    // both protocols (two containerPorts) is one --port, not two listeners.
+    const ports = [...new Set((c.ports ?? []).map((p) => p.containerPort).filter((p) => p > 0))];
     const echo = join(repoRoot(), 'dist', 'control', 'lab', 'echo.js');
     return [process.execPath, echo, '--pod', pod.name, '--namespace', pod.namespace, '--ip', pod.ip, ...(ports.length ? ports : [8080]).flatMap((p) => ['--port', String(p)])];
   }
