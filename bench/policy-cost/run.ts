@@ -2,14 +2,14 @@
 // a test: it prints a table). Runs build/bpf/pod.o, or WEIR_BPF_DIR's, under
 // BPF_PROG_TEST_RUN with repeat (every repeat runs on the same skb, so the
 // first repeat creates the CT entries and the rest are established packets).
-//   npx vite-node test/policy-bpf/bench.ts            REPEAT=1000000 ROUNDS=5
+//   npx vite-node bench/policy-cost/run.ts            REPEAT=1000000 ROUNDS=5
 import { mkdirSync, rmSync } from 'node:fs';
 import { loadCollectionSpec } from '../../loader/index.js';
 import { BpfMap } from '../../native/index.js';
 import { typedMaps } from '../../control/datapath/maps.js';
 import { bpfObject } from '../../control/paths.js';
-import { eth, ipToNumber } from '../lib/packet.js';
-import { allow, bumpGen, isolate, setIdentity, setPod } from './harness.js';
+import { eth, ipToNumber } from '../../test/lib/packet.js';
+import { allow, bumpGen, isolate, setIdentity, setPod } from '../../test/policy-bpf/harness.js';
 
 const REPEAT = Number(process.env.REPEAT ?? 1_000_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
