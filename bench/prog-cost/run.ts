@@ -105,9 +105,13 @@ async function measure(n: number): Promise<Record<string, number>> {
     CLUSTER_CIDR_MASK: be32(ip('255.255.0.0')),
     GATEWAY_IP: be32(ip('10.244.1.1')),
   };
-  const coll = await loadCollectionSpec(bpfObject('pod')).load({ pinRoot, constants });
-  const maps = typedMaps((name) => BpfMap.fromPin(`${pinRoot}/${name}`));
+  let coll: Awaited<ReturnType<ReturnType<typeof loadCollectionSpec>['load']>> | undefined;
+  let maps: DatapathMaps | undefined;
   try {
+    // inside the try: a load or pin failure (e.g. an object older than the
+    // map contract) must not leave the pins behind
+    coll = await loadCollectionSpec(bpfObject('pod')).load({ pinRoot, constants });
+    maps = typedMaps((name) => BpfMap.fromPin(`${pinRoot}/${name}`));
     program(maps, n);
     const prog = coll.programs.from_pod;
     const mid = Math.max(2, Math.floor(n / 2));
@@ -141,8 +145,8 @@ async function measure(n: number): Promise<Record<string, number>> {
     out['new flow + DNAT, per call'] = await perCall(prog, fresh);
     return out;
   } finally {
-    maps.close();
-    coll.close();
+    maps?.close();
+    coll?.close();
     rmSync(pinRoot, { recursive: true, force: true });
   }
 }
