@@ -18,6 +18,7 @@ import { repoRoot } from '../lib/fixtures.js';
 import { requireRoot, run } from '../lib/netns.js';
 import { ipToNumber } from '../lib/packet.js';
 import { loadLb, NODE_IP, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, tcpPkt, udpPkt, type Lb } from '../service/harness.js';
+import type { TraceResult, TraceStep } from '../../control/cli/trace.js';
 
 const bin = join(repoRoot, 'bin', 'weir');
 const built = existsSync(join(repoRoot, 'dist', 'control', 'cli', 'main.js'));
@@ -39,18 +40,8 @@ const P_CLIENT_IN = 9; // no entries: nobody may reach the client
 const GEN = 5;
 const { POLICY_F_ALLOW: ALLOW, POLICY_F_L4: L4 } = T.PolicyFlags;
 
-interface Step {
-  step: string;
-  dir?: string;
-  map: string | null;
-  key: unknown;
-  entry: unknown;
-  result: string;
-}
-interface Trace {
-  steps: Step[];
-  verdict: string;
-}
+type Step = TraceStep;
+type Trace = TraceResult;
 
 describe.skipIf(!built || requireRoot('weir policy/trace/monitor on pinned maps'))('weir policy, trace and monitor on a pinned datapath with policy', () => {
   let lb: Lb;

@@ -19,6 +19,7 @@ import { repoRoot } from '../lib/fixtures.js';
 import { requireRoot, run } from '../lib/netns.js';
 import { ipToNumber, parsePacket } from '../lib/packet.js';
 import { setBackend, setEndpoint, setService, tcpPkt, udpPkt, TCP, UDP, TC_ACT_OK, TC_ACT_REDIRECT } from '../service/harness.js';
+import type { TraceResult, TraceStep } from '../../control/cli/trace.js';
 
 const bin = join(repoRoot, 'bin', 'weir');
 const built = existsSync(join(repoRoot, 'dist', 'control', 'cli', 'main.js'));
@@ -30,20 +31,8 @@ const be32 = (ip: string) => {
   return b;
 };
 
-interface Step {
-  step: string;
-  dir?: string;
-  map: string | null;
-  key: unknown;
-  entry: unknown;
-  result: string;
-}
-interface Trace {
-  packet: { src: string; dst: string; sport: number | null; dport: number; proto: string };
-  program: string;
-  steps: Step[];
-  verdict: string;
-}
+type Step = TraceStep;
+type Trace = TraceResult;
 
 const NODE_IP = '192.168.1.1';
 const VIP_LOCAL = '10.96.0.10'; // random, one local backend
